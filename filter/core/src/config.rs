@@ -1,0 +1,268 @@
+//! The plugin configuration: one versioned JSON document (Envoy `configuration`,
+//! Istio `pluginConfig`), parsed and validated once at configure time.
+//!
+//! Parsing is strict (unknown fields are errors) and every error names its
+//! field path, so a bad document fails plugin start with a reason an operator
+//! can act on.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config_error::{join, ConfigError};
+use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
+
+/// The only configuration version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Upper bound for any body cap: the filter buffers whole bodies in the VM's
+/// linear memory, so an operator typo must not let one request take gigabytes.
+pub const MAX_BODY_CAP_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub version: u32,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub sidecar: Option<SidecarConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub detectors: DetectorsConfig,
+    pub default_policy: String,
+    pub policies: BTreeMap<String, PolicyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body buffered and scanned; larger bodies get 413.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Largest non-streamed response body buffered and scanned; larger
+    /// responses are replaced by an error, never passed unscanned.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+fn default_max_request_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_response_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: default_max_request_bytes(),
+            max_response_bytes: default_max_response_bytes(),
+        }
+    }
+}
+
+/// Where the native sidecar is: an Envoy cluster name, because the filter
+/// can only reach the network through `dispatch_http_call`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarConfig {
+    pub cluster: String,
+    #[serde(default = "default_sidecar_authority")]
+    pub authority: String,
+    #[serde(default = "default_sidecar_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_sidecar_authority() -> String {
+    "meshguard-sidecar".to_string()
+}
+fn default_sidecar_timeout_ms() -> u64 {
+    250
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Emit every decision record as a log line (Envoy's log, `info`).
+    #[serde(default = "yes")]
+    pub log_decisions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { log_decisions: true }
+    }
+}
+
+/// What happens when a check cannot complete (sidecar down or slow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Refuse the request with 503: nothing unscanned passes.
+    #[default]
+    Closed,
+    /// Let it through and mark the decision record `degraded`.
+    Open,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Detector id → what to do when it fires.
+    #[serde(default)]
+    pub detectors: BTreeMap<String, DetectorSetting>,
+    /// Send the request's texts to the sidecar's `/v1/classify` for a second
+    /// opinion before forwarding.
+    #[serde(default)]
+    pub sidecar_review: bool,
+    /// Tighter request cap for this policy (bytes); must not exceed
+    /// `limits.max_request_bytes`.
+    #[serde(default)]
+    pub max_request_bytes: Option<usize>,
+}
+
+/// A policy ready for the data path: detectors compiled, limits resolved.
+#[derive(Debug)]
+pub struct Policy {
+    pub name: String,
+    pub fail_mode: FailMode,
+    pub sidecar_review: bool,
+    pub max_request_bytes: usize,
+    pub engine: PolicyEngine,
+}
+
+/// The whole configuration, validated and compiled. Built once per plugin
+/// (re)configure; the data path only reads it.
+#[derive(Debug)]
+pub struct CompiledConfig {
+    pub limits: Limits,
+    pub sidecar: Option<SidecarConfig>,
+    pub audit: AuditConfig,
+    pub policies: BTreeMap<String, Policy>,
+    pub default_policy: String,
+    /// Short stable hash of the configuration document, for the decision
+    /// record: a SOC analyst can tell which policy text made a decision.
+    pub config_hash: String,
+}
+
+impl CompiledConfig {
+    /// Parses, validates and compiles a configuration document.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config = parse(bytes)?;
+        let config_hash = crate::hash::short_hex(bytes);
+        compile(config, config_hash)
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name)
+    }
+
+    pub fn default_policy(&self) -> Option<&Policy> {
+        self.policies.get(&self.default_policy)
+    }
+}
+
+/// Strict serde parse; the error carries the path serde was at.
+pub fn parse(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ConfigError::new("", "the configuration is empty; expected a JSON object with `version`, `default_policy` and `policies`"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, err.inner().to_string())
+    })
+}
+
+fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, ConfigError> {
+    if config.version != CONFIG_VERSION {
+        return Err(ConfigError::new(
+            "version",
+            format!("unsupported version {}; this build understands version {CONFIG_VERSION}", config.version),
+        ));
+    }
+    validate_cap("limits.max_request_bytes", config.limits.max_request_bytes)?;
+    validate_cap("limits.max_response_bytes", config.limits.max_response_bytes)?;
+    if let Some(sidecar) = &config.sidecar {
+        if sidecar.cluster.trim().is_empty() {
+            return Err(ConfigError::new("sidecar.cluster", "must name the Envoy cluster of the sidecar"));
+        }
+        if sidecar.timeout_ms == 0 || sidecar.timeout_ms > 60_000 {
+            return Err(ConfigError::new("sidecar.timeout_ms", "must be between 1 and 60000"));
+        }
+    }
+    if config.policies.is_empty() {
+        return Err(ConfigError::new("policies", "at least one policy is required"));
+    }
+    if !config.policies.contains_key(&config.default_policy) {
+        return Err(ConfigError::new(
+            "default_policy",
+            format!(
+                "names policy `{}`, which is not defined under `policies` (defined: {})",
+                config.default_policy,
+                config.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+
+    let mut policies = BTreeMap::new();
+    for (name, policy) in &config.policies {
+        let path = join("policies", name);
+        if policy.sidecar_review && config.sidecar.is_none() {
+            return Err(ConfigError::new(
+                join(&path, "sidecar_review"),
+                "is true but no `sidecar` is configured",
+            ));
+        }
+        let max_request_bytes = match policy.max_request_bytes {
+            Some(cap) => {
+                let cap_path = join(&path, "max_request_bytes");
+                validate_cap(&cap_path, cap)?;
+                if cap > config.limits.max_request_bytes {
+                    return Err(ConfigError::new(
+                        cap_path,
+                        format!("{cap} exceeds limits.max_request_bytes ({})", config.limits.max_request_bytes),
+                    ));
+                }
+                cap
+            }
+            None => config.limits.max_request_bytes,
+        };
+        let engine = PolicyEngine::compile(&config.detectors, &policy.detectors, &path)?;
+        policies.insert(
+            name.clone(),
+            Policy {
+                name: name.clone(),
+                fail_mode: policy.fail_mode,
+                sidecar_review: policy.sidecar_review,
+                max_request_bytes,
+                engine,
+            },
+        );
+    }
+
+    Ok(CompiledConfig {
+        limits: config.limits,
+        sidecar: config.sidecar,
+        audit: config.audit,
+        policies,
+        default_policy: config.default_policy,
+        config_hash,
+    })
+}
+
+fn validate_cap(path: &str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 || value > MAX_BODY_CAP_BYTES {
+        return Err(ConfigError::new(path, format!("must be between 1 and {MAX_BODY_CAP_BYTES} bytes, got {value}")));
+    }
+    Ok(())
+}

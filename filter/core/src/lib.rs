@@ -1,0 +1,14 @@
+//! meshguard's pure logic. Nothing here imports proxy-wasm: it builds and is
+//! tested on the host, and the sidecar links the same code.
+
+pub mod buffer;
+pub mod client_error;
+pub mod config;
+pub mod config_error;
+pub mod detect;
+pub mod hash;
+pub mod record;
+
+pub use client_error::ClientError;
+pub use config::CompiledConfig;
+pub use config_error::ConfigError;
