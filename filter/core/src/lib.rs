@@ -12,3 +12,6 @@ pub mod record;
 pub use client_error::ClientError;
 pub use config::CompiledConfig;
 pub use config_error::ConfigError;
+pub mod inspect;
+pub mod wire;
+pub mod review;

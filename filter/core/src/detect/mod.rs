@@ -20,4 +20,11 @@ impl PolicyEngine {
         }
         Ok(PolicyEngine)
     }
+    pub fn process(&self, _t: &str, _f: &str, _s: &mut ScanSession) -> Processed { Processed::Unchanged }
+}
+pub enum Processed { Unchanged, Rewritten(String), Blocked { detector_id: String } }
+pub struct ScanSession { findings: Vec<crate::record::FindingRecord> }
+impl ScanSession {
+    pub fn new(_d: &'static str) -> Self { Self { findings: Vec::new() } }
+    pub fn take_findings(&mut self) -> Vec<crate::record::FindingRecord> { std::mem::take(&mut self.findings) }
 }

@@ -1,0 +1,193 @@
+//! Inspecting a request body under a policy: parse, find the text, run the
+//! detectors, and decide to forward, rewrite or refuse. The proxy-wasm glue
+//! only moves bytes in and out of this.
+
+use serde_json::Value;
+
+use crate::client_error::ClientError;
+use crate::config::Policy;
+use crate::detect::{Processed, ScanSession};
+use crate::record::{FindingRecord, Verdict};
+use crate::wire;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send the original bytes on.
+    Forward,
+    /// Send these bytes instead (valid JSON, other fields untouched).
+    Rewrite(Vec<u8>),
+    /// Answer the client with this error; the upstream sees nothing.
+    Refuse(ClientError),
+}
+
+#[derive(Debug)]
+pub struct RequestInspection {
+    pub outcome: Outcome,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub model: Option<String>,
+    pub findings: Vec<FindingRecord>,
+    /// The texts after this policy's rewrites, for a sidecar second opinion.
+    pub texts: Vec<String>,
+}
+
+impl RequestInspection {
+    fn refused(error: ClientError, verdict: Verdict) -> Self {
+        Self {
+            reason: Some(error.code.clone()),
+            outcome: Outcome::Refuse(error),
+            verdict,
+            model: None,
+            findings: Vec::new(),
+            texts: Vec::new(),
+        }
+    }
+}
+
+/// How a body's media type is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Text,
+    Unsupported,
+}
+
+pub fn body_kind(content_type: Option<&str>) -> BodyKind {
+    let Some(content_type) = content_type else {
+        // Many clients omit it on JSON APIs; the body decides.
+        return BodyKind::Json;
+    };
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media == "application/json" || media.ends_with("+json") {
+        BodyKind::Json
+    } else if media.starts_with("text/") {
+        BodyKind::Text
+    } else {
+        BodyKind::Unsupported
+    }
+}
+
+/// A compressed or otherwise encoded body cannot be scanned as it is, so it
+/// must not pass; returns the refusal for a `content-encoding` we do not read.
+pub fn check_content_encoding(content_encoding: Option<&str>) -> Option<ClientError> {
+    let encoding = content_encoding?.trim().to_ascii_lowercase();
+    if encoding.is_empty() || encoding == "identity" {
+        return None;
+    }
+    Some(ClientError::new(
+        415,
+        "invalid_request_error",
+        "unsupported_content_encoding",
+        format!("content-encoding `{encoding}` is not accepted on this route; send the body uncompressed"),
+    ))
+}
+
+/// Inspects a complete request body.
+pub fn inspect_request(policy: &Policy, content_type: Option<&str>, body: &[u8]) -> RequestInspection {
+    if body.is_empty() {
+        return RequestInspection { outcome: Outcome::Forward, verdict: Verdict::Allow, reason: None, model: None, findings: Vec::new(), texts: Vec::new() };
+    }
+    match body_kind(content_type) {
+        BodyKind::Json => inspect_json(policy, body),
+        BodyKind::Text => match std::str::from_utf8(body) {
+            Ok(text) => inspect_text(policy, text),
+            Err(_) => RequestInspection::refused(
+                ClientError::new(400, "invalid_request_error", "invalid_encoding", "request body is not valid UTF-8"),
+                Verdict::Reject,
+            ),
+        },
+        BodyKind::Unsupported => RequestInspection::refused(
+            ClientError::new(
+                415,
+                "invalid_request_error",
+                "unsupported_media_type",
+                format!("content-type `{}` is not accepted on this route", content_type.unwrap_or_default()),
+            ),
+            Verdict::Reject,
+        ),
+    }
+}
+
+fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(err) => {
+            return RequestInspection::refused(
+                ClientError::new(400, "invalid_request_error", "invalid_json", format!("request body is not valid JSON: {err}")),
+                Verdict::Reject,
+            )
+        }
+    };
+    let model = wire::model_of(&value);
+    let mut session = ScanSession::new("request");
+    let mut changed = false;
+    let mut blocked: Option<String> = None;
+    let mut texts = Vec::new();
+    let walked = wire::for_each_text_mut(&mut value, &mut |path, text| {
+        if blocked.is_some() {
+            return;
+        }
+        match policy.engine.process(text, path, &mut session) {
+            Processed::Unchanged => {}
+            Processed::Rewritten(new_text) => {
+                *text = new_text;
+                changed = true;
+            }
+            Processed::Blocked { detector_id } => blocked = Some(detector_id),
+        }
+        texts.push(text.clone());
+    });
+    if walked.is_err() {
+        return RequestInspection::refused(
+            ClientError::new(400, "invalid_request_error", "json_too_deep", format!("request body nests deeper than {}", wire::MAX_DEPTH)),
+            Verdict::Reject,
+        );
+    }
+    let findings = session.take_findings();
+    if let Some(detector_id) = blocked {
+        let error = ClientError::blocked(&detector_id);
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new() };
+    }
+    let (outcome, verdict) = if changed {
+        match serde_json::to_vec(&value) {
+            Ok(bytes) => (Outcome::Rewrite(bytes), Verdict::Modify),
+            Err(err) => (
+                Outcome::Refuse(ClientError::new(500, "internal_error", "rewrite_failed", format!("could not re-encode the request: {err}"))),
+                Verdict::Reject,
+            ),
+        }
+    } else if findings.is_empty() {
+        (Outcome::Forward, Verdict::Allow)
+    } else {
+        (Outcome::Forward, Verdict::Log)
+    };
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts }
+}
+
+fn inspect_text(policy: &Policy, text: &str) -> RequestInspection {
+    let mut session = ScanSession::new("request");
+    let processed = policy.engine.process(text, "", &mut session);
+    let findings = session.take_findings();
+    match processed {
+        Processed::Unchanged => {
+            let verdict = if findings.is_empty() { Verdict::Allow } else { Verdict::Log };
+            RequestInspection { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: vec![text.to_string()] }
+        }
+        Processed::Rewritten(new_text) => RequestInspection {
+            outcome: Outcome::Rewrite(new_text.as_bytes().to_vec()),
+            verdict: Verdict::Modify,
+            reason: None,
+            model: None,
+            findings,
+            texts: vec![new_text],
+        },
+        Processed::Blocked { detector_id } => RequestInspection {
+            outcome: Outcome::Refuse(ClientError::blocked(&detector_id)),
+            reason: Some(detector_id),
+            verdict: Verdict::Block,
+            model: None,
+            findings,
+            texts: Vec::new(),
+        },
+    }
+}

@@ -1,0 +1,74 @@
+//! Small wrappers over proxy-wasm host calls that turn host errors into
+//! `Option`s and log lines, so the data path has nothing to unwrap.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshguard_core::ClientError;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
+/// Filter-state key (Envoy prefixes it with `wasm.`): access logs read the
+/// record with `%FILTER_STATE(wasm.meshguard_decision:PLAIN)%`.
+pub const DECISION_PROPERTY: &str = "meshguard_decision";
+
+pub fn now_nanos() -> u128 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or(Duration::ZERO)
+        .as_nanos()
+}
+
+pub fn elapsed_us(since: SystemTime) -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|now| now.duration_since(since).ok())
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub fn now() -> SystemTime {
+    hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
+}
+
+pub fn header(map: MapType, name: &str) -> Option<String> {
+    hostcalls::get_map_value(map, name).ok().flatten()
+}
+
+pub fn set_header(map: MapType, name: &str, value: Option<&str>) {
+    if let Err(status) = hostcalls::set_map_value(map, name, value) {
+        log::warn!("could not set header {name}: {status:?}");
+    }
+}
+
+pub fn headers(map: MapType) -> Vec<(String, String)> {
+    hostcalls::get_map(map).unwrap_or_default()
+}
+
+pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(buffer, 0, size).ok().flatten().unwrap_or_default()
+}
+
+pub fn replace_body(buffer: BufferType, old_size: usize, new_body: &[u8]) -> bool {
+    match hostcalls::set_buffer(buffer, 0, old_size, new_body) {
+        Ok(()) => true,
+        Err(status) => {
+            log::error!("could not replace body: {status:?}");
+            false
+        }
+    }
+}
+
+/// Answers the client with an OpenAI-style JSON error.
+pub fn send_error(error: &ClientError) {
+    let body = error.to_json();
+    let headers = vec![("content-type", "application/json"), ("x-meshguard-error", error.code.as_str())];
+    if let Err(status) = hostcalls::send_http_response(u32::from(error.status), headers, Some(body.as_bytes())) {
+        log::error!("could not send local reply: {status:?}");
+    }
+}
+
+pub fn set_filter_state(key: &str, value: &str) {
+    if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
+        log::warn!("could not set filter state {key}: {status:?}");
+    }
+}

