@@ -214,3 +214,17 @@ def test_sidecar_outage_fails_open_when_policy_says_so(make_stack):
     assert json.loads(body)["choices"][0]["message"]["content"] == "let me through"
     record = client.record_for(request_id)["meshguard"]
     assert record["degraded"] is True and record["verdict"] == "allow"
+
+
+def test_response_over_cap_is_replaced_by_an_error(make_stack):
+    config = demo_plugin_config()
+    config["limits"]["max_response_bytes"] = 2048
+    client = Client(make_stack(config, sidecar=False))
+    request_id = new_request_id()
+    status, _, body = client.chat("z" * 4096, headers={"x-request-id": request_id})
+    assert status == 502
+    error = json.loads(body)["error"]
+    assert error["code"] == "response_too_large"
+    assert "zzzz" not in body.decode()
+    record = client.record_for(request_id)["meshguard"]
+    assert record["verdict"] == "reject" and record["reason"] == "response_too_large"

@@ -14,4 +14,5 @@ pub use config::CompiledConfig;
 pub use config_error::ConfigError;
 pub mod inspect;
 pub mod wire;
+pub mod identity;
 pub mod review;

@@ -230,6 +230,15 @@ impl RequestFilter {
         };
         if end_of_stream {
             self.publish_record();
+            return Action::Continue;
+        }
+        // Envoy 1.40 does not deliver the body to a filter that paused the
+        // response headers, so an oversized response must be caught here,
+        // while the headers can still be replaced by an error reply.
+        let cap = self.config.limits.max_response_bytes;
+        let declared = host::header(MapType::HttpResponseHeaders, "content-length");
+        if self.response_mode == ResponseMode::Buffered && buffer::declared_too_large(declared.as_deref(), cap) {
+            return self.refuse(response_too_large(cap), Verdict::Reject);
         }
         Action::Continue
     }
@@ -248,13 +257,9 @@ impl RequestFilter {
             }
             ResponseMode::Buffered => match buffer::next_step(body_size, end_of_stream, self.config.limits.max_response_bytes) {
                 BufferStep::Wait => Action::Pause,
-                BufferStep::TooLarge => {
-                    let cap = self.config.limits.max_response_bytes;
-                    self.refuse(
-                        ClientError::response_rejected("response_too_large", format!("the upstream response exceeds the {cap}-byte limit and was not delivered")),
-                        Verdict::Reject,
-                    )
-                }
+                // Headers are already on their way: the stream is reset, and
+                // the unscanned body never reaches the client.
+                BufferStep::TooLarge => self.refuse(response_too_large(self.config.limits.max_response_bytes), Verdict::Reject),
                 BufferStep::Inspect => {
                     self.record.response_bytes = body_size;
                     self.publish_record();
@@ -270,6 +275,10 @@ impl RequestFilter {
         self.busy_us = self.busy_us.saturating_add(host::elapsed_us(start));
         result
     }
+}
+
+fn response_too_large(cap: usize) -> ClientError {
+    ClientError::response_rejected("response_too_large", format!("the upstream response exceeds the {cap}-byte limit and was not delivered"))
 }
 
 impl Context for RequestFilter {
