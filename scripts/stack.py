@@ -240,12 +240,14 @@ meshguard demo stack is up
   demo LLM upstream  http://127.0.0.1:{ports.upstream}
   logs               {run_dir}/envoy.log  access.log  sidecar.log  upstream.log
 
-Try (the demo upstream answers with your last message):
+Try it in another shell (the demo upstream answers with your last message):
 
-  curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\
+  TOKEN=$(scripts/token alice)        # a demo JWT; requests without one get 401
+
+  curl -s {url}/v1/chat/completions -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
     -d '{{"model":"demo","messages":[{{"role":"user","content":"Hello through meshguard"}}]}}'
 
-  curl -sN {url}/v1/chat/completions -H 'content-type: application/json' \\
+  curl -sN {url}/v1/chat/completions -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
     -d '{{"model":"demo","stream":true,"messages":[{{"role":"user","content":"stream me"}}]}}'
 
   tail -n1 {run_dir}/access.log        # the decision record of the last request

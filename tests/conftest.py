@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import demo_token  # noqa: E402
 import stack as stack_mod  # noqa: E402
 
 
@@ -21,15 +22,20 @@ def demo_plugin_config():
 
 
 class Client:
-    """Plain HTTP against one stack, for tests that need raw status codes."""
+    """Plain HTTP against one stack, for tests that need raw status codes.
+    Requests carry a valid demo JWT unless `token=None` is passed."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, subject="alice", claims=None):
         self.stack = stack
+        self.token = demo_token.mint(subject, claims)
 
-    def post(self, path, body, headers=None, raw=False):
+    def post(self, path, body, headers=None, raw=False, token=""):
         data = body if raw else json.dumps(body).encode()
         request = urllib.request.Request(self.stack.base_url + path, data=data, method="POST")
         request.add_header("content-type", "application/json")
+        token = self.token if token == "" else token
+        if token is not None:
+            request.add_header("authorization", "Bearer " + token)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
@@ -38,9 +44,10 @@ class Client:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
-    def chat(self, text, headers=None, **extra):
+    def chat(self, text, headers=None, token="", **extra):
         return self.post("/v1/chat/completions",
-                         {"model": "demo", "messages": [{"role": "user", "content": text}], **extra}, headers)
+                         {"model": "demo", "messages": [{"role": "user", "content": text}], **extra}, headers,
+                         token=token)
 
     def upstream_requests(self):
         url = f"http://127.0.0.1:{self.stack.ports.upstream}/demo/requests"

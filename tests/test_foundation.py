@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from conftest import ROOT, Client, demo_plugin_config, new_request_id, stack_mod
+from conftest import ROOT, Client, demo_plugin_config, demo_token, new_request_id, stack_mod
 
 
 def test_every_envoy_config_validates(tmp_path):
@@ -52,6 +52,7 @@ def test_chunked_body_over_cap_gets_413(client):
     conn = http.client.HTTPConnection("127.0.0.1", client.stack.ports.listen, timeout=30)
     conn.putrequest("POST", "/v1/chat/completions")
     conn.putheader("content-type", "application/json")
+    conn.putheader("authorization", "Bearer " + client.token)
     conn.putheader("transfer-encoding", "chunked")
     conn.endheaders()
     chunk = b"x" * 65536
@@ -85,7 +86,7 @@ def test_client_cannot_forge_internal_headers(client):
     assert status == 200
     seen = [r for r in client.upstream_requests() if marker in r["body"]][-1]["headers"]
     assert seen.get("x-meshguard-policy") == "standard"
-    assert "x-meshguard-subject" not in seen
+    assert seen.get("x-meshguard-subject") == "alice"
 
 
 def test_access_log_carries_the_decision_record(client):
@@ -99,6 +100,8 @@ def test_access_log_carries_the_decision_record(client):
     assert record["verdict"] == "allow"
     assert record["policy"] == "standard"
     assert record["model"] == "demo"
+    assert record["subject"] == "alice"
+    assert record["issuer"] == "https://demo.meshguard.dev"
     assert record["route"]["path"] == "/v1/chat/completions"
     assert record["request_bytes"] > 0 and record["response_bytes"] > 0
     assert len(record["policy_hash"]) == 16
@@ -130,14 +133,14 @@ def test_decision_record_is_logged_as_a_line(client):
 
 
 def test_openai_sdk_works_unchanged(demo_stack):
-    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key="unused-by-demo", max_retries=0)
+    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key=demo_token.mint("sdk-user"), max_retries=0)
     completion = sdk.chat.completions.create(model="demo", messages=[{"role": "user", "content": "sdk says hi"}])
     assert completion.choices[0].message.content == "sdk says hi"
     assert completion.usage.total_tokens > 0
 
 
 def test_openai_sdk_streams_unchanged(demo_stack):
-    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key="unused-by-demo", max_retries=0)
+    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key=demo_token.mint("sdk-user"), max_retries=0)
     stream = sdk.chat.completions.create(model="demo", stream=True, stream_options={"include_usage": True},
                                          messages=[{"role": "user", "content": "a streamed reply, chunk by chunk"}])
     pieces, usage = [], None
@@ -152,7 +155,7 @@ def test_openai_sdk_streams_unchanged(demo_stack):
 
 
 def test_openai_sdk_sees_meshguard_errors_as_api_errors(demo_stack):
-    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key="unused-by-demo", max_retries=0)
+    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key=demo_token.mint("sdk-user"), max_retries=0)
     with pytest.raises(openai.APIStatusError) as raised:
         sdk.chat.completions.create(model="demo", messages=[{"role": "user", "content": "y" * (1024 * 1024 + 1)}])
     assert raised.value.status_code == 413
@@ -164,6 +167,9 @@ def test_openai_sdk_sees_meshguard_errors_as_api_errors(demo_stack):
     (lambda c: c.update(default_policy="nope"), "default_policy"),
     (lambda c: c["limits"].update(max_request_bytes=0), "limits.max_request_bytes"),
     (lambda c: c.update(colour="blue"), "colour"),
+    (lambda c: c["auth"]["jwks"]["keys"][0].update(n="!!not-base64url!!"), "auth.jwks.keys[0].n"),
+    (lambda c: c.update(policy_rules=[{"policy": "ghost", "when": {"claim": "groups", "contains": "x"}}]),
+     "policy_rules[0].policy"),
 ])
 def test_bad_plugin_config_fails_plugin_start_with_field_path(make_stack, mutate, path):
     config = demo_plugin_config()

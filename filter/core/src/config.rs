@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config_error::{join, ConfigError};
 use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
+use crate::identity::{AuthConfig, Authenticator, PolicyRule, PolicySelector};
 
 /// The only configuration version this build understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -29,6 +30,12 @@ pub struct PluginConfig {
     pub sidecar: Option<SidecarConfig>,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Who may call. Required: running without authentication must be an
+    /// explicit `{"mode": "none"}`, never an omission.
+    pub auth: AuthConfig,
+    /// Claim rules choosing a policy per caller; first match wins.
+    #[serde(default)]
+    pub policy_rules: Vec<PolicyRule>,
     #[serde(default)]
     pub detectors: DetectorsConfig,
     pub default_policy: String,
@@ -148,6 +155,10 @@ pub struct CompiledConfig {
     pub audit: AuditConfig,
     pub policies: BTreeMap<String, Policy>,
     pub default_policy: String,
+    /// The compiled `auth` section. The filter takes it out once (it keeps a
+    /// per-worker token cache and a replaceable key set).
+    pub authenticator: Option<Authenticator>,
+    pub selector: PolicySelector,
     /// Short stable hash of the configuration document, for the decision
     /// record: a SOC analyst can tell which policy text made a decision.
     pub config_hash: String,
@@ -250,7 +261,13 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
         );
     }
 
+    let authenticator = Authenticator::compile(&config.auth, "auth")?;
+    let known: std::collections::BTreeSet<String> = config.policies.keys().cloned().collect();
+    let selector = PolicySelector::compile(&config.policy_rules, &known, &config.default_policy, "policy_rules")?;
+
     Ok(CompiledConfig {
+        authenticator: Some(authenticator),
+        selector,
         limits: config.limits,
         sidecar: config.sidecar,
         audit: config.audit,

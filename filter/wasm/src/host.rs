@@ -19,6 +19,10 @@ pub fn now_nanos() -> u128 {
         .as_nanos()
 }
 
+pub fn now_secs() -> u64 {
+    (now_nanos() / 1_000_000_000) as u64
+}
+
 pub fn elapsed_us(since: SystemTime) -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -59,9 +63,10 @@ pub fn replace_body(buffer: BufferType, old_size: usize, new_body: &[u8]) -> boo
 }
 
 /// Answers the client with an OpenAI-style JSON error.
-pub fn send_error(error: &ClientError) {
+pub fn send_error(error: &ClientError, extra_headers: &[(&str, &str)]) {
     let body = error.to_json();
-    let headers = vec![("content-type", "application/json"), ("x-meshguard-error", error.code.as_str())];
+    let mut headers = vec![("content-type", "application/json"), ("x-meshguard-error", error.code.as_str())];
+    headers.extend_from_slice(extra_headers);
     if let Err(status) = hostcalls::send_http_response(u32::from(error.status), headers, Some(body.as_bytes())) {
         log::error!("could not send local reply: {status:?}");
     }

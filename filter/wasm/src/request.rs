@@ -1,11 +1,13 @@
 //! One HTTP request through the filter. Each callback gathers bytes from
 //! Envoy, asks `meshguard-core` what to do, and carries the answer out.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use meshguard_core::buffer::{self, BufferStep};
 use meshguard_core::config::{FailMode, Policy};
+use meshguard_core::identity::{AuthMode, Authenticator};
 use meshguard_core::inspect::{self, Outcome};
 use meshguard_core::record::{DecisionRecord, Escalation, Verdict};
 use meshguard_core::review::{self, ReviewVerdict};
@@ -32,6 +34,7 @@ enum ResponseMode {
 
 pub struct RequestFilter {
     config: Rc<CompiledConfig>,
+    auth: Option<Rc<RefCell<Authenticator>>>,
     policy_name: String,
     record: DecisionRecord,
     content_type: Option<String>,
@@ -45,11 +48,12 @@ pub struct RequestFilter {
 }
 
 impl RequestFilter {
-    pub fn new(config: Rc<CompiledConfig>) -> Self {
+    pub fn new(config: Rc<CompiledConfig>, auth: Option<Rc<RefCell<Authenticator>>>) -> Self {
         let record = DecisionRecord::new(host::now_nanos(), &config.config_hash);
         let policy_name = config.default_policy.clone();
         Self {
             config,
+            auth,
             policy_name,
             record,
             content_type: None,
@@ -66,13 +70,52 @@ impl RequestFilter {
 
     /// Refuses the request (or replaces the response) with a JSON error.
     fn refuse(&mut self, error: ClientError, verdict: Verdict) -> Action {
+        self.refuse_with(error, verdict, &[])
+    }
+
+    fn refuse_with(&mut self, error: ClientError, verdict: Verdict, headers: &[(&str, &str)]) -> Action {
         self.record.verdict.escalate(verdict);
         self.record.reason = Some(error.code.clone());
         self.record.status = Some(error.status);
         self.replied = true;
         self.publish_record();
-        host::send_error(&error);
+        host::send_error(&error, headers);
         Action::Pause
+    }
+
+    /// Establishes who is calling and picks their policy. `Err` carries the
+    /// action after a refusal (401, or 503 when no keys are usable).
+    fn authenticate(&mut self) -> Result<(), Action> {
+        let Some(auth) = self.auth.clone() else {
+            return Ok(());
+        };
+        let mode = auth.borrow().mode();
+        if mode == AuthMode::None {
+            return Ok(());
+        }
+        let headers: Vec<(String, String)> =
+            host::headers(MapType::HttpRequestHeaders).into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+        let verified = auth.borrow_mut().authenticate(&headers, host::now_secs());
+        match verified {
+            Ok(identity) => {
+                self.policy_name = self.config.selector.select(Some(&identity)).to_string();
+                host::set_header(MapType::HttpRequestHeaders, "x-meshguard-subject", Some(&identity.subject));
+                if let Some(tenant) = &identity.tenant {
+                    host::set_header(MapType::HttpRequestHeaders, "x-meshguard-tenant", Some(tenant));
+                }
+                self.record.subject = Some(identity.subject);
+                self.record.issuer = Some(identity.issuer);
+                self.record.tenant = identity.tenant;
+                Ok(())
+            }
+            Err(err) => {
+                let kind = if err.status() == 401 { "authentication_error" } else { "service_unavailable" };
+                let error = ClientError::new(err.status(), kind, err.reason, err.message);
+                let verdict = if err.status() == 401 { Verdict::Reject } else { Verdict::Unavailable };
+                let challenge = err.www_authenticate();
+                Err(self.refuse_with(error, verdict, &[("www-authenticate", challenge.as_str())]))
+            }
+        }
     }
 
     /// Puts the record where Envoy's access log can read it. Called at every
@@ -97,6 +140,9 @@ impl RequestFilter {
         self.record.route.method = request_header(":method").unwrap_or_default();
         self.record.route.path = request_header(":path").unwrap_or_default();
         self.record.route.authority = request_header(":authority").unwrap_or_default();
+        if let Err(action) = self.authenticate() {
+            return action;
+        }
         self.record.policy = Some(self.policy_name.clone());
         self.content_type = request_header("content-type");
         host::set_header(MapType::HttpRequestHeaders, "x-meshguard-policy", Some(&self.policy_name));
@@ -167,6 +213,15 @@ impl RequestFilter {
         let request_id = self.record.request_id.clone().unwrap_or_default();
         if !request_id.is_empty() {
             headers.push(("x-request-id", request_id.as_str()));
+        }
+        // The sidecar acts for the verified caller, never for a forged one.
+        let subject = self.record.subject.clone().unwrap_or_default();
+        let tenant = self.record.tenant.clone().unwrap_or_default();
+        if !subject.is_empty() {
+            headers.push(("x-meshguard-subject", subject.as_str()));
+        }
+        if !tenant.is_empty() {
+            headers.push(("x-meshguard-tenant", tenant.as_str()));
         }
         let timeout = Duration::from_millis(sidecar.timeout_ms);
         match hostcalls::dispatch_http_call(&sidecar.cluster, headers, Some(body.as_bytes()), vec![], timeout) {

@@ -93,8 +93,12 @@ pub(crate) fn extract<'h>(sources: &[TokenSource], headers: &'h [(String, String
         for source in sources {
             match source {
                 TokenSource::Header { name: want, prefix } if name == want => {
-                    count += 1;
-                    found = Some(strip_prefix(value, prefix.as_deref()));
+                    // A proxy may join repeated headers with commas; a JWT
+                    // never contains one, so each part is a token of its own.
+                    for part in value.split(',') {
+                        count += 1;
+                        found = Some(strip_prefix(part, prefix.as_deref()));
+                    }
                 }
                 TokenSource::Cookie { name: want } if name == "cookie" => {
                     for pair in value.split(';') {

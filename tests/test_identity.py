@@ -1,0 +1,151 @@
+"""Identity end to end through Envoy: tokens minted by PyJWT with real keys,
+attack tokens refused with 401, policies chosen by claims."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from conftest import Client, demo_plugin_config, demo_token, new_request_id
+
+NOW = int(time.time())
+PRIVATE_PEM = demo_token.PRIVATE_KEY.read_text()
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_PEM = OTHER_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+
+
+def claims(**overrides):
+    base = {"iss": demo_token.ISSUER, "aud": demo_token.AUDIENCE, "sub": "mallory", "iat": NOW, "exp": NOW + 600}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned(header, payload):
+    return b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(payload).encode())
+
+
+def hs256_with_public_key():
+    """The classic confusion attack: HMAC keyed with the RSA public key."""
+    public_pem = serialization.load_pem_private_key(PRIVATE_PEM.encode(), None).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signing_input = unsigned({"alg": "HS256", "typ": "JWT", "kid": demo_token.KID}, claims())
+    signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(signature)
+
+
+def tampered():
+    good = demo_token.mint("mallory")
+    header, _, signature = good.split(".")
+    payload = b64url(json.dumps(claims(sub="admin")).encode())
+    return f"{header}.{payload}.{signature}"
+
+
+def signed(payload, headers=None, key=PRIVATE_PEM, kid=demo_token.KID):
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid, **(headers or {})})
+
+
+ATTACKS = {
+    "alg_none": lambda: unsigned({"alg": "none", "typ": "JWT"}, claims()) + ".",
+    "hs256_with_rsa_public_key": hs256_with_public_key,
+    "expired": lambda: signed(claims(iat=NOW - 7200, exp=NOW - 3600)),
+    "nbf_in_future": lambda: signed(claims(nbf=NOW + 3600)),
+    "wrong_issuer": lambda: signed(claims(iss="https://evil.example")),
+    "wrong_audience": lambda: signed(claims(aud="someone-else")),
+    "unknown_kid": lambda: signed(claims(), kid="not-a-known-kid"),
+    "signed_by_another_key": lambda: signed(claims(), key=OTHER_PEM),
+    "tampered_payload": tampered,
+    "unknown_crit": lambda: signed(claims(), headers={"crit": ["exp"]}),
+    "jku_header": lambda: signed(claims(), headers={"jku": "https://evil.example/jwks.json"}),
+    "jwk_header": lambda: signed(claims(), headers={"jwk": {"kty": "RSA", "e": "AQAB", "n": "AA"}}),
+    "garbage": lambda: "not.a.jwt",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_tokens_get_401_and_reach_nothing(client, name):
+    token = ATTACKS[name]()
+    marker = "attack-" + new_request_id()
+    status, headers, body = client.chat(marker, token=token)
+    assert status == 401, body
+    assert 'error="invalid_token"' in headers.get("www-authenticate", headers.get("WWW-Authenticate", ""))
+    error = json.loads(body)["error"]
+    assert error["type"] == "authentication_error"
+    assert token not in body.decode()
+    assert not any(marker in r["body"] for r in client.upstream_requests())
+
+
+def test_missing_token_gets_401(client):
+    status, headers, body = client.chat("who am i", token=None)
+    assert status == 401
+    assert json.loads(body)["error"]["code"] == "token_missing"
+
+
+def test_two_tokens_are_refused(client):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", client.stack.ports.listen, timeout=10)
+    body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": "double"}]})
+    conn.putrequest("POST", "/v1/chat/completions")
+    conn.putheader("content-type", "application/json")
+    conn.putheader("content-length", str(len(body)))
+    conn.putheader("authorization", "Bearer " + client.token)
+    conn.putheader("authorization", "Bearer " + demo_token.mint("eve"))
+    conn.endheaders(body.encode())
+    response = conn.getresponse()
+    assert response.status == 401
+    assert json.loads(response.read())["error"]["code"] == "multiple_tokens"
+
+
+def test_token_never_appears_in_logs(client):
+    request_id = new_request_id()
+    token = signed(claims(iss="https://evil.example"))
+    status, _, _ = client.chat("log check", token=token, headers={"x-request-id": request_id})
+    assert status == 401
+    entry = client.record_for(request_id)
+    assert entry["meshguard"]["reason"] == "bad_issuer"
+    for log in (client.stack.access_log, client.stack.envoy_log):
+        text = log.read_text()
+        assert token not in text
+        assert token.split(".")[2] not in text
+
+
+def policy_config():
+    config = demo_plugin_config()
+    config["policies"]["finance"] = {"fail_mode": "closed", "detectors": {}}
+    config["policies"]["support"] = {"fail_mode": "closed", "detectors": {}, "max_request_bytes": 4096}
+    config["policy_rules"] = [
+        {"policy": "finance", "when": {"claim": "groups", "contains": "finance"}},
+        {"policy": "support", "when": {"claim": "tenant", "equals": "helpdesk"}},
+    ]
+    return config
+
+
+def test_policy_is_chosen_by_claims(make_stack):
+    stack = make_stack(policy_config(), sidecar=False)
+    cases = [
+        (Client(stack, "fran", {"groups": ["ops", "finance"]}), "finance"),
+        (Client(stack, "sam", {"tenant": "helpdesk"}), "support"),
+        (Client(stack, "dana", {"groups": ["ops"]}), "standard"),
+    ]
+    for client, policy in cases:
+        request_id = new_request_id()
+        marker = "policy-" + request_id
+        status, _, _ = client.chat(marker, headers={"x-request-id": request_id})
+        assert status == 200
+        seen = [r for r in client.upstream_requests() if marker in r["body"]][-1]["headers"]
+        assert seen["x-meshguard-policy"] == policy
+        assert client.record_for(request_id)["meshguard"]["policy"] == policy
+    # The support policy's tighter cap applies to its callers only.
+    support, standard = cases[1][0], cases[2][0]
+    assert support.chat("s" * 5000)[0] == 413
+    assert standard.chat("s" * 5000)[0] == 200
