@@ -5,7 +5,9 @@ exactly what reached the model.
 
 Endpoints: POST /v1/chat/completions, /v1/responses, /v1/messages (streaming
 and not, real SSE framing, usage fields); GET /healthz; GET /demo/requests
-(what it received, newest last; for tests and demos).
+(what it received, newest last; for tests and demos). It can also stand in
+for an identity provider's key endpoint: PUT /demo/jwks sets the document
+that GET /.well-known/jwks.json serves (404 until set).
 
 Test-only request headers:
   x-demo-reply       base64 of the text to answer with instead of the echo
@@ -27,6 +29,7 @@ MAX_BODY = 64 * 1024 * 1024
 RECENT_LIMIT = 200
 RECENT = []
 RECENT_LOCK = threading.Lock()
+JWKS = {"document": None}
 
 
 def remember(path, headers, body):
@@ -123,8 +126,18 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/demo/requests":
             with RECENT_LOCK:
                 self.send_json(200, {"requests": list(RECENT)})
+        elif self.path == "/.well-known/jwks.json" and JWKS["document"] is not None:
+            self.send_json(200, JWKS["document"])
         else:
             self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": "not_found"}})
+
+    def do_PUT(self):
+        if self.path != "/demo/jwks":
+            self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": "not_found"}})
+            return
+        length = int(self.headers.get("content-length") or 0)
+        JWKS["document"] = json.loads(self.rfile.read(length))
+        self.send_json(200, {"stored": True})
 
     def do_DELETE(self):
         if self.path == "/demo/requests":

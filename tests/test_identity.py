@@ -149,3 +149,51 @@ def test_policy_is_chosen_by_claims(make_stack):
     support, standard = cases[1][0], cases[2][0]
     assert support.chat("s" * 5000)[0] == 413
     assert standard.chat("s" * 5000)[0] == 200
+
+
+def public_jwk(private_pem, kid):
+    key = serialization.load_pem_private_key(private_pem.encode(), None).public_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+    jwk.update(kid=kid, alg="RS256", use="sig")
+    return jwk
+
+
+def put_jwks(stack, keys):
+    import urllib.request
+    request = urllib.request.Request(f"http://127.0.0.1:{stack.ports.upstream}/demo/jwks",
+                                     data=json.dumps({"keys": keys}).encode(), method="PUT")
+    request.add_header("content-type", "application/json")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def wait_for_status(client, token, want, timeout):
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status, _, body = client.chat("rotation", token=token)
+        if status == want:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"still {status}, wanted {want}")
+
+
+def test_remote_jwks_rotation_without_restart(make_stack):
+    config = demo_plugin_config()
+    del config["auth"]["jwks"]
+    config["auth"]["remote_jwks"] = {"cluster": "demo_upstream", "path": "/.well-known/jwks.json",
+                                     "authority": "idp.demo", "refresh_s": 10, "timeout_ms": 1000}
+    stack = make_stack(config, sidecar=False)
+    client = Client(stack)
+    # Before any key set is fetched nothing can be verified: 503, not a pass.
+    status, _, body = client.chat("too early")
+    assert status == 503 and json.loads(body)["error"]["code"] == "jwks_unavailable"
+
+    put_jwks(stack, [public_jwk(PRIVATE_PEM, demo_token.KID)])
+    wait_for_status(client, client.token, 200, timeout=15)
+
+    rotated = signed(claims(sub="rotated-user"), key=OTHER_PEM, kid="meshguard-demo-2")
+    status, _, body = client.chat("new key", token=rotated)
+    assert status == 401 and json.loads(body)["error"]["code"] == "unknown_kid"
+
+    put_jwks(stack, [public_jwk(PRIVATE_PEM, demo_token.KID), public_jwk(OTHER_PEM, "meshguard-demo-2")])
+    wait_for_status(client, rotated, 200, timeout=20)
