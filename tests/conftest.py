@@ -77,6 +77,20 @@ class Client:
         raise AssertionError(f"no access-log line for request {request_id}")
 
 
+def assert_plugin_start_fails(make_stack, config, path):
+    """Envoy must refuse to start with `config`, naming `path` in its log."""
+    import time
+    stack = make_stack(config, sidecar=False, wait_envoy=False)
+    envoy = stack.processes[-1]
+    deadline = time.monotonic() + 60
+    while envoy.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not envoy.alive(), "Envoy started with a bad plugin configuration"
+    assert envoy.popen.returncode != 0
+    log = stack.envoy_log.read_text()
+    assert f"invalid meshguard configuration at `{path}`" in log, log[-3000:]
+
+
 def new_request_id():
     return "test-" + uuid.uuid4().hex
 

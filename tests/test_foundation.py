@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from conftest import ROOT, Client, demo_plugin_config, demo_token, new_request_id, stack_mod
+from conftest import ROOT, Client, assert_plugin_start_fails, demo_plugin_config, demo_token, new_request_id, stack_mod
 
 
 def test_every_envoy_config_validates(tmp_path):
@@ -174,15 +174,7 @@ def test_openai_sdk_sees_meshguard_errors_as_api_errors(demo_stack):
 def test_bad_plugin_config_fails_plugin_start_with_field_path(make_stack, mutate, path):
     config = demo_plugin_config()
     mutate(config)
-    stack = make_stack(config, sidecar=False, wait_envoy=False)
-    envoy = stack.processes[-1]
-    deadline = time.monotonic() + 60
-    while envoy.alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not envoy.alive(), "Envoy started with a bad plugin configuration"
-    assert envoy.popen.returncode != 0
-    log = stack.envoy_log.read_text()
-    assert f"invalid meshguard configuration at `{path}`" in log, log[-3000:]
+    assert_plugin_start_fails(make_stack, config, path)
 
 
 def review_config(fail_mode):

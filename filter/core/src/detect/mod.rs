@@ -1,30 +1,64 @@
-//! Placeholder until the detection engine lands: accepts no detectors.
-use std::collections::BTreeMap;
-use serde::Deserialize;
-use crate::config_error::{join, ConfigError};
+//! The detection engine: finds PII, secrets, operator keywords and custom
+//! patterns in one text field and applies each finding's action.
+//!
+//! Everything expensive happens once, in [`PolicyEngine::compile`]: the
+//! selected regex detectors become one multi-pattern `regex-automata` engine
+//! (plus one small engine per detector for the precise pass), keyword lists
+//! become one aho-corasick automaton. Per request, [`PolicyEngine::process`]
+//! normalises the text (undoing obfuscation while keeping a map back to the
+//! original bytes), finds candidates, confirms them with validators
+//! (Luhn, mod-97, SSN ranges, entropy, placeholders), and rewrites.
+//!
+//! Modules, one concept each:
+//! - [`catalogue`]: the built-in detectors (ids, categories, patterns).
+//! - [`normalize`]: de-obfuscation with an offset map to original bytes.
+//! - [`decode`]: base64 / hex segments decoded and scanned again.
+//! - [`validate`]: checksum, range and entropy validators.
+//! - [`keywords`], [`custom`]: operator-defined detectors from config.
+//! - [`actions`]: what a finding turns into (mask, placeholder, ...).
+//! - [`session`]: per-request state (placeholder numbering, token vault).
+//! - [`trigger`]: the prefilter that picks the windows worth a regex.
+//! - [`engine`]: compile and process.
 
+use serde::Deserialize;
+
+pub mod actions;
+pub mod catalogue;
+pub mod custom;
+pub mod decode;
+pub mod engine;
+pub mod fingerprint;
+pub mod keywords;
+pub mod normalize;
+pub mod session;
+pub mod trigger;
+pub mod validate;
+
+pub use actions::{Action, DetectorSetting, SettingOptions};
+pub use catalogue::{builtin_ids, Category};
+pub use custom::CustomDetectorConfig;
+pub use engine::{PolicyEngine, Processed};
+pub use keywords::KeywordListConfig;
+pub use normalize::NormalizeConfig;
+pub use session::ScanSession;
+
+/// The top-level `detectors` section of the plugin configuration. Every field
+/// has a default, so the built-in catalogue is usable with no section at all.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DetectorsConfig {}
-
-#[derive(Debug, Deserialize)]
-pub struct DetectorSetting(pub String);
-
-#[derive(Debug)]
-pub struct PolicyEngine;
-
-impl PolicyEngine {
-    pub fn compile(_c: &DetectorsConfig, sel: &BTreeMap<String, DetectorSetting>, path: &str) -> Result<Self, ConfigError> {
-        if let Some(id) = sel.keys().next() {
-            return Err(ConfigError::new(join(&join(path, "detectors"), id), "unknown detector"));
-        }
-        Ok(PolicyEngine)
-    }
-    pub fn process(&self, _t: &str, _f: &str, _s: &mut ScanSession) -> Processed { Processed::Unchanged }
-}
-pub enum Processed { Unchanged, Rewritten(String), Blocked { detector_id: String } }
-pub struct ScanSession { findings: Vec<crate::record::FindingRecord> }
-impl ScanSession {
-    pub fn new(_d: &'static str) -> Self { Self { findings: Vec::new() } }
-    pub fn take_findings(&mut self) -> Vec<crate::record::FindingRecord> { std::mem::take(&mut self.findings) }
+pub struct DetectorsConfig {
+    /// Key for keyed fingerprints (HMAC-SHA256): the `hash` action and the
+    /// `fingerprints` of decision records. At least 16 bytes. Without it,
+    /// records carry no fingerprints and `hash` is refused at configure time.
+    #[serde(default)]
+    pub fingerprint_key: Option<String>,
+    /// De-obfuscation and scanning bounds.
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// Operator deny lists, matched by one aho-corasick automaton.
+    #[serde(default)]
+    pub keywords: Vec<KeywordListConfig>,
+    /// Operator regexes (linear-time syntax only).
+    #[serde(default)]
+    pub custom: Vec<CustomDetectorConfig>,
 }

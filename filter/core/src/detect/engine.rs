@@ -1,0 +1,649 @@
+//! A policy's compiled detectors, and the per-text scan.
+//!
+//! Scan in two passes. The first runs one multi-pattern lazy DFA over the
+//! text and only answers *which* patterns occur (overlapping semantics, so
+//! no pattern hides another). The second runs the few patterns that occur,
+//! each with its own prefiltered engine, to get exact spans and capture
+//! groups, which validators then confirm. On prose with no findings the
+//! cost is the first pass alone.
+
+use std::collections::BTreeMap;
+
+use aho_corasick::AhoCorasick;
+use regex_automata::{meta, Anchored, Input, MatchKind, PatternSet};
+
+use super::actions::{mask, Action, ActionSpec, DetectorSetting, SettingOptions};
+use super::catalogue::{ascii_boundaries, Category, Trigger, BUILTINS};
+use super::custom::{self, meta_config};
+use super::decode;
+use super::fingerprint::{FingerprintKey, MIN_KEY_BYTES};
+use super::keywords::{self, KeywordPattern};
+use super::normalize::{normalize, normalize_word, NormalizeConfig};
+use super::session::ScanSession;
+use super::trigger::Triggers;
+use super::validate::Validator;
+use super::DetectorsConfig;
+use crate::config_error::{join, ConfigError};
+use crate::record::FindingRecord;
+
+/// What [`PolicyEngine::process`] did to a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Unchanged,
+    Rewritten(String),
+    /// A detector with action `block` fired; the request must be refused
+    /// with `code` = `detector_id`.
+    Blocked { detector_id: String },
+}
+
+/// Hex digits of fingerprints in records and `hash` placeholders.
+const FINGERPRINT_HEX: usize = 16;
+const HASH_PLACEHOLDER_HEX: usize = 12;
+/// Overlap between scan windows: longer than any built-in match (PEM keys
+/// are the longest) so nothing is lost at a window edge.
+const WINDOW_OVERLAP: usize = 16 * 1024;
+
+/// Context words a custom detector needs near its matches.
+#[derive(Debug)]
+struct Context {
+    words: AhoCorasick,
+    window: usize,
+}
+
+#[derive(Debug)]
+struct Detector {
+    id: String,
+    category: Category,
+    label: String,
+    spec: ActionSpec,
+    priority: u8,
+    validator: Validator,
+    context: Option<Context>,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    detector: usize,
+    regex: meta::Regex,
+    group: usize,
+}
+
+/// One policy's detectors, compiled once at configure time.
+#[derive(Debug)]
+pub struct PolicyEngine {
+    detectors: Vec<Detector>,
+    /// All regex patterns in one engine, for the "which occur" pass.
+    union: Option<meta::Regex>,
+    /// Indexed by the union's pattern ids.
+    patterns: Vec<Pattern>,
+    triggers: Triggers,
+    keywords: Option<AhoCorasick>,
+    keyword_patterns: Vec<KeywordPattern>,
+    key: Option<FingerprintKey>,
+    normalize: NormalizeConfig,
+}
+
+/// A confirmed hit, before overlap resolution.
+#[derive(Debug, Clone)]
+struct Candidate {
+    detector: usize,
+    /// Original byte range.
+    start: usize,
+    end: usize,
+    /// The matched value after normalisation (decoded for segments): what
+    /// numbering, fingerprints and masks are computed from.
+    value: String,
+    /// Found inside a base64 / hex segment: the range is the whole segment.
+    encoded: bool,
+}
+
+/// A definition the policy can select, before compilation.
+struct Definition<'a> {
+    id: &'a str,
+    category: Category,
+    default_action: Action,
+    keep_last: usize,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Builtin(&'static super::catalogue::Builtin),
+    Keyword(usize, &'a super::keywords::KeywordListConfig),
+    Custom(usize, &'a super::custom::CustomDetectorConfig),
+}
+
+const CATEGORY_PREFIX: &str = "category:";
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
+fn validate_normalize(n: &NormalizeConfig) -> Result<(), ConfigError> {
+    let p = "detectors.normalize";
+    if n.decode_depth > 4 {
+        return Err(ConfigError::new(join(p, "decode_depth"), "must be between 0 and 4"));
+    }
+    if !(8..=4096).contains(&n.min_encoded_len) {
+        return Err(ConfigError::new(join(p, "min_encoded_len"), "must be between 8 and 4096"));
+    }
+    if n.max_decoded_bytes > 16 * 1024 * 1024 {
+        return Err(ConfigError::new(join(p, "max_decoded_bytes"), "must be at most 16777216"));
+    }
+    if !(64 * 1024..=64 * 1024 * 1024).contains(&n.window_bytes) {
+        return Err(ConfigError::new(join(p, "window_bytes"), "must be between 65536 and 67108864"));
+    }
+    Ok(())
+}
+
+fn definitions(cfg: &DetectorsConfig) -> Result<Vec<Definition<'_>>, ConfigError> {
+    let mut defs: Vec<Definition<'_>> = BUILTINS
+        .iter()
+        .map(|b| Definition { id: b.id, category: b.category, default_action: Action::Redact, keep_last: b.keep_last, source: Source::Builtin(b) })
+        .collect();
+    let taken = |id: &str, path: String, defs: &Vec<Definition<'_>>| -> Result<(), ConfigError> {
+        if !valid_id(id) {
+            return Err(ConfigError::new(path, format!("`{id}` is not a valid detector id (1-64 characters: letters, digits, `_`, `-`, `.`)")));
+        }
+        if defs.iter().any(|d| d.id == id) {
+            return Err(ConfigError::new(path, format!("detector id `{id}` is already used (ids of built-ins, keyword lists and custom detectors share one namespace)")));
+        }
+        Ok(())
+    };
+    for (i, list) in cfg.keywords.iter().enumerate() {
+        let path = format!("detectors.keywords[{i}]");
+        taken(&list.id, format!("{path}.id"), &defs)?;
+        keywords::validate(list, &path)?;
+        defs.push(Definition {
+            id: &list.id,
+            category: Category::Keyword,
+            default_action: list.default_action.unwrap_or(Action::Block),
+            keep_last: 0,
+            source: Source::Keyword(i, list),
+        });
+    }
+    for (i, c) in cfg.custom.iter().enumerate() {
+        let path = format!("detectors.custom[{i}]");
+        taken(&c.id, format!("{path}.id"), &defs)?;
+        custom::validate(c, &path)?;
+        defs.push(Definition {
+            id: &c.id,
+            category: Category::Custom,
+            default_action: c.default_action.unwrap_or(Action::Redact),
+            keep_last: 0,
+            source: Source::Custom(i, c),
+        });
+    }
+    for (i, d) in defs.iter().enumerate() {
+        if d.default_action == Action::Hash && cfg.fingerprint_key.is_none() {
+            let path = match d.source {
+                Source::Keyword(k, _) => format!("detectors.keywords[{k}].default_action"),
+                Source::Custom(k, _) => format!("detectors.custom[{k}].default_action"),
+                Source::Builtin(_) => format!("detectors[{i}]"),
+            };
+            return Err(ConfigError::new(path, "action `hash` needs `detectors.fingerprint_key`"));
+        }
+    }
+    Ok(defs)
+}
+
+fn label_of(id: &str, explicit: Option<&String>) -> String {
+    let raw = explicit.cloned().unwrap_or_else(|| id.to_string());
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+fn resolve_spec(def: &Definition<'_>, opts: &SettingOptions, path: &str, has_key: bool) -> Result<ActionSpec, ConfigError> {
+    let action = opts.action.unwrap_or(def.default_action);
+    if action != Action::Mask {
+        for (name, set) in [("keep_last", opts.keep_last.is_some()), ("keep_first", opts.keep_first.is_some()), ("mask_char", opts.mask_char.is_some())] {
+            if set {
+                return Err(ConfigError::new(join(path, name), format!("only applies to action `mask` (the action here is `{}`)", action.as_str())));
+            }
+        }
+    }
+    if opts.keep_last.unwrap_or(0) > 64 || opts.keep_first.unwrap_or(0) > 64 {
+        return Err(ConfigError::new(path, "keep_last and keep_first must be at most 64"));
+    }
+    if action == Action::Hash && !has_key {
+        return Err(ConfigError::new(
+            path,
+            format!("action `hash` needs `detectors.fingerprint_key` (a secret of at least {MIN_KEY_BYTES} bytes)"),
+        ));
+    }
+    Ok(ActionSpec {
+        action,
+        keep_last: opts.keep_last.unwrap_or(def.keep_last),
+        keep_first: opts.keep_first.unwrap_or(0),
+        mask_char: opts.mask_char.unwrap_or('*'),
+    })
+}
+
+impl PolicyEngine {
+    /// Compiles the detectors `selection` picks from the built-ins and the
+    /// `detectors` section. `policy_path` (`policies.finance`) prefixes
+    /// error paths of the selection.
+    ///
+    /// Selection keys are detector ids or `category:<pii|secret|keyword|custom>`;
+    /// an id setting overrides its category's.
+    pub fn compile(cfg: &DetectorsConfig, selection: &BTreeMap<String, DetectorSetting>, policy_path: &str) -> Result<Self, ConfigError> {
+        let key = match &cfg.fingerprint_key {
+            Some(k) => Some(FingerprintKey::new(k).ok_or_else(|| {
+                ConfigError::new("detectors.fingerprint_key", format!("must be at least {MIN_KEY_BYTES} bytes"))
+            })?),
+            None => None,
+        };
+        validate_normalize(&cfg.normalize)?;
+        let defs = definitions(cfg)?;
+        let sel_path = join(policy_path, "detectors");
+
+        // Resolve the selection: explicit ids first, then categories.
+        let mut by_category: BTreeMap<Category, (&DetectorSetting, String)> = BTreeMap::new();
+        let mut by_id: BTreeMap<&str, (&DetectorSetting, String)> = BTreeMap::new();
+        for (k, setting) in selection {
+            let path = join(&sel_path, k);
+            if let Some(name) = k.strip_prefix(CATEGORY_PREFIX) {
+                let cat = Category::parse(name).ok_or_else(|| {
+                    ConfigError::new(&path, format!("unknown category `{name}`; known: pii, secret, keyword, custom"))
+                })?;
+                by_category.insert(cat, (setting, path));
+            } else if defs.iter().any(|d| d.id == k) {
+                by_id.insert(k.as_str(), (setting, path));
+            } else {
+                let known: Vec<&str> = defs.iter().map(|d| d.id).collect();
+                return Err(ConfigError::new(
+                    path,
+                    format!("unknown detector `{k}`; known: {}; or select a whole category with `category:pii`, `category:secret`, `category:keyword`, `category:custom`", known.join(", ")),
+                ));
+            }
+        }
+
+        let mut engine = PolicyEngine {
+            detectors: Vec::new(),
+            union: None,
+            patterns: Vec::new(),
+            triggers: Triggers::build(&[]).map_err(|e| ConfigError::new(sel_path.as_str(), e))?,
+            keywords: None,
+            keyword_patterns: Vec::new(),
+            key,
+            normalize: cfg.normalize.clone(),
+        };
+        let mut union_sources: Vec<String> = Vec::new();
+        let mut union_case_insensitive = Vec::new();
+        let mut triggers: Vec<(Trigger, usize, usize)> = Vec::new();
+
+        for def in &defs {
+            let Some((setting, path)) = by_id.get(def.id).or_else(|| by_category.get(&def.category)) else {
+                continue;
+            };
+            let spec = resolve_spec(def, &setting.options(), path, engine.key.is_some())?;
+            if spec.action == Action::Allow {
+                continue;
+            }
+            let index = engine.detectors.len();
+            let (label, priority, validator, context) = match &def.source {
+                Source::Builtin(b) => {
+                    for p in b.patterns {
+                        let src = ascii_boundaries(p.regex);
+                        let regex = meta::Builder::new()
+                            .configure(meta_config())
+                            .build(&src)
+                            .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
+                        engine.patterns.push(Pattern { detector: index, regex, group: p.group });
+                        triggers.push((p.trigger, p.back, p.fwd));
+                        union_sources.push(src);
+                        union_case_insensitive.push(false);
+                    }
+                    (b.label.to_string(), b.priority, b.validator, None)
+                }
+                Source::Custom(i, c) => {
+                    let cpath = format!("detectors.custom[{i}]");
+                    let (regex, validator) = custom::validate(c, &cpath)?;
+                    engine.patterns.push(Pattern { detector: index, regex, group: c.group });
+                    triggers.push((Trigger::Always, 0, 0));
+                    union_sources.push(c.pattern.clone());
+                    union_case_insensitive.push(c.case_insensitive);
+                    let context = if c.context.is_empty() {
+                        None
+                    } else {
+                        let words: Vec<String> = c.context.iter().map(|w| normalize_word(w.trim())).collect();
+                        let ac = aho_corasick::AhoCorasickBuilder::new()
+                            .ascii_case_insensitive(true)
+                            .build(&words)
+                            .map_err(|e| ConfigError::new(format!("{cpath}.context"), e.to_string()))?;
+                        Some(Context { words: ac, window: c.context_window })
+                    };
+                    (label_of(&c.id, c.label.as_ref()), 1, validator, context)
+                }
+                Source::Keyword(_, list) => {
+                    engine.keyword_patterns.extend(keywords::patterns(list, index));
+                    (label_of(&list.id, list.label.as_ref()), 1, Validator::None, None)
+                }
+            };
+            engine.detectors.push(Detector { id: def.id.to_string(), category: def.category, label, spec, priority, validator, context });
+        }
+
+        if !union_sources.is_empty() {
+            // Case-insensitivity of custom patterns is per pattern: wrap them.
+            let sources: Vec<String> = union_sources
+                .iter()
+                .zip(&union_case_insensitive)
+                .map(|(s, ci)| if *ci { format!("(?i:{s})") } else { s.clone() })
+                .collect();
+            let union = meta::Builder::new()
+                .configure(meta_config().match_kind(MatchKind::All))
+                .build_many(&sources)
+                .map_err(|e| ConfigError::new(sel_path.as_str(), format!("the selected detectors could not be compiled together: {e}")))?;
+            engine.union = Some(union);
+        }
+        engine.triggers = Triggers::build(&triggers).map_err(|e| ConfigError::new(sel_path.as_str(), e))?;
+        if !engine.keyword_patterns.is_empty() {
+            engine.keywords = Some(keywords::build(&engine.keyword_patterns, &sel_path)?);
+        }
+        Ok(engine)
+    }
+
+    /// No detector selected (or all of them `allow`).
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty()
+    }
+
+    /// Ids of the compiled detectors with their actions, for diagnostics.
+    pub fn detectors(&self) -> impl Iterator<Item = (&str, Action)> {
+        self.detectors.iter().map(|d| (d.id.as_str(), d.spec.action))
+    }
+
+    /// Scans one text field, applies each finding's action and records the
+    /// findings in `session`. `field` is the JSON path of the text.
+    pub fn process(&self, text: &str, field: &str, session: &mut ScanSession) -> Processed {
+        if self.is_empty() || text.is_empty() {
+            return Processed::Unchanged;
+        }
+        let found = self.find(text);
+        if found.is_empty() {
+            return Processed::Unchanged;
+        }
+        let kept = resolve_overlaps(&found, &self.detectors);
+        let blocked = found
+            .iter()
+            .filter(|c| self.detectors.get(c.detector).is_some_and(|d| d.spec.action == Action::Block))
+            .min_by_key(|c| c.start);
+
+        self.record(text, field, &kept, blocked, session);
+        if let Some(b) = blocked {
+            let id = self.detectors.get(b.detector).map(|d| d.id.clone()).unwrap_or_default();
+            return Processed::Blocked { detector_id: id };
+        }
+        self.rewrite(text, &kept, session)
+    }
+
+    /// Findings in `text` without acting on them (original byte ranges,
+    /// after overlap resolution): `(detector id, start, end)`.
+    pub fn scan(&self, text: &str) -> Vec<(&str, usize, usize)> {
+        let found = self.find(text);
+        resolve_overlaps(&found, &self.detectors)
+            .into_iter()
+            .filter_map(|c| self.detectors.get(c.detector).map(|d| (d.id.as_str(), c.start, c.end)))
+            .collect()
+    }
+
+    /// All confirmed candidates, in windows that bound memory per text.
+    fn find(&self, text: &str) -> Vec<Candidate> {
+        let window = self.normalize.window_bytes.max(1);
+        let mut budget = self.normalize.max_decoded_bytes;
+        if text.len() <= window {
+            return self.scan_text(text, 0, &mut budget);
+        }
+        let overlap = WINDOW_OVERLAP.min(window / 4);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < text.len() {
+            let end = floor_boundary(text, (start + window).min(text.len()));
+            let Some(slice) = text.get(start..end) else {
+                break;
+            };
+            for mut c in self.scan_text(slice, 0, &mut budget) {
+                c.start += start;
+                c.end += start;
+                out.push(c);
+            }
+            if end >= text.len() {
+                break;
+            }
+            let next = floor_boundary(text, end - overlap);
+            start = if next > start { next } else { end };
+        }
+        out.sort_by_key(|c| (c.start, c.end, c.detector));
+        out.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.detector == b.detector);
+        out
+    }
+
+    /// One window (or one decoded segment, `depth` > 0).
+    fn scan_text(&self, text: &str, depth: u8, budget: &mut usize) -> Vec<Candidate> {
+        let norm = normalize(text, &self.normalize);
+        let hay: &str = &norm.text;
+        let mut hits: Vec<(usize, usize, usize, bool, Option<String>)> = Vec::new();
+
+        if let Some(union) = &self.union {
+            let mut set = PatternSet::new(union.pattern_len());
+            for (ws, we) in self.triggers.windows(hay) {
+                set.clear();
+                union.which_overlapping_matches(&Input::new(hay).span(ws..we), &mut set);
+                for pid in set.iter() {
+                    let Some(p) = self.patterns.get(pid.as_usize()) else {
+                        continue;
+                    };
+                    let Some(det) = self.detectors.get(p.detector) else {
+                        continue;
+                    };
+                    for (s, e) in matches_in(p, hay, ws, we, |s, e| self.confirm(det, hay, s, e)) {
+                        hits.push((p.detector, s, e, false, None));
+                    }
+                }
+            }
+        }
+
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_overlapping_iter(hay) {
+                let Some(p) = self.keyword_patterns.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                if keywords::accept(p, hay, m.start(), m.end()) {
+                    hits.push((p.detector, m.start(), m.end(), false, None));
+                }
+            }
+        }
+
+        if depth < self.normalize.decode_depth && *budget > 0 {
+            for seg in decode::segments(hay, self.normalize.min_encoded_len, budget) {
+                let inner = self.scan_text(&seg.decoded, depth + 1, budget);
+                // One finding per detector per segment: the segment is cut whole.
+                let mut seen = Vec::new();
+                for c in inner {
+                    if !seen.contains(&c.detector) {
+                        seen.push(c.detector);
+                        hits.push((c.detector, seg.start, seg.end, true, Some(c.value)));
+                    }
+                }
+            }
+        }
+
+        hits.into_iter()
+            .filter_map(|(detector, s, e, encoded, inner_value)| {
+                let value = inner_value.or_else(|| hay.get(s..e).map(str::to_string))?;
+                let (os, oe) = norm.to_original(s, e);
+                let (start, end) = (floor_boundary(text, os), ceil_boundary(text, oe));
+                (start < end).then_some(Candidate { detector, start, end, value, encoded })
+            })
+            .collect()
+    }
+
+    fn confirm(&self, det: &Detector, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+        let r = det.validator.check(hay, start..end)?;
+        if r.start >= r.end || !hay.is_char_boundary(r.start) || !hay.is_char_boundary(r.end) {
+            return None;
+        }
+        if let Some(ctx) = &det.context {
+            let from = floor_boundary(hay, r.start.saturating_sub(ctx.window));
+            let to = ceil_boundary(hay, (r.end + ctx.window).min(hay.len()));
+            let near = |a: usize, b: usize| hay.get(a..b).is_some_and(|s| ctx.words.is_match(s));
+            if !near(from, r.start) && !near(r.end, to) {
+                return None;
+            }
+        }
+        Some((r.start, r.end))
+    }
+
+    fn record(&self, text: &str, field: &str, kept: &[Candidate], blocked: Option<&Candidate>, session: &mut ScanSession) {
+        let mut order: Vec<usize> = Vec::new();
+        let mut groups: BTreeMap<usize, Vec<&Candidate>> = BTreeMap::new();
+        let extra = blocked.filter(|b| !kept.iter().any(|k| k.start == b.start && k.end == b.end && k.detector == b.detector));
+        for c in kept.iter().chain(extra) {
+            if !groups.contains_key(&c.detector) {
+                order.push(c.detector);
+            }
+            groups.entry(c.detector).or_default().push(c);
+        }
+        for d in order {
+            let (Some(det), Some(cands)) = (self.detectors.get(d), groups.get(&d)) else {
+                continue;
+            };
+            let fingerprints = match &self.key {
+                Some(k) => cands.iter().map(|c| k.fingerprint(&c.value, FINGERPRINT_HEX)).collect(),
+                None => Vec::new(),
+            };
+            debug_assert!(cands.iter().all(|c| text.is_char_boundary(c.start) && text.is_char_boundary(c.end)));
+            session.push_finding(FindingRecord {
+                rule_id: det.id.clone(),
+                category: det.category.as_str().to_string(),
+                action: det.spec.action.as_str().to_string(),
+                direction: session.direction(),
+                field: field.to_string(),
+                count: cands.len(),
+                offsets: cands.iter().map(|c| [c.start, c.end]).collect(),
+                fingerprints,
+            });
+        }
+    }
+
+    fn rewrite(&self, text: &str, kept: &[Candidate], session: &mut ScanSession) -> Processed {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        let mut changed = false;
+        for c in kept {
+            let Some(det) = self.detectors.get(c.detector) else {
+                continue;
+            };
+            if !det.spec.action.rewrites() || c.start < last {
+                continue;
+            }
+            let original = text.get(c.start..c.end).unwrap_or("");
+            let replacement = match det.spec.action {
+                Action::Mask if c.encoded => original.chars().map(|ch| if ch.is_alphanumeric() { det.spec.mask_char } else { ch }).collect(),
+                Action::Mask => mask(&c.value, &det.spec),
+                Action::Redact => session.redact_placeholder(&det.label, &c.value),
+                Action::Hash => {
+                    let fp = self.key.as_ref().map(|k| k.fingerprint(&c.value, HASH_PLACEHOLDER_HEX)).unwrap_or_default();
+                    format!("[{}:{fp}]", det.label)
+                }
+                Action::Tokenize => session.token_placeholder(&det.label, &c.value, original),
+                Action::Allow | Action::Log | Action::Block => continue,
+            };
+            out.push_str(text.get(last..c.start).unwrap_or(""));
+            out.push_str(&replacement);
+            last = c.end;
+            changed = true;
+        }
+        if !changed {
+            return Processed::Unchanged;
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        Processed::Rewritten(out)
+    }
+}
+
+/// Most retries after rejected matches per pattern and window: keeps the
+/// work linear on adversarial input (a megabyte of digits).
+const MAX_RETRIES: usize = 64;
+
+/// Confirmed spans (the pattern's value group) of `p` within window
+/// `[ws, wend)` of `hay`. Look-around sees past the window; a match that
+/// reaches the window end is searched again without the window, so a long
+/// token is never cut short. When `confirm` rejects a match, the search
+/// resumes one character after its start rather than after its end: a
+/// rejected "card" that swallowed an SSN must not hide the card after it.
+fn matches_in(
+    p: &Pattern,
+    hay: &str,
+    ws: usize,
+    wend: usize,
+    confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut caps = p.regex.create_captures();
+    let mut at = ws;
+    let mut retries = 0;
+    while at <= wend {
+        let input = Input::new(hay).span(at..wend);
+        p.regex.search_captures(&input, &mut caps);
+        let Some(m) = caps.get_match() else {
+            break;
+        };
+        let mut end = m.end();
+        if m.end() == wend && wend < hay.len() {
+            let full = Input::new(hay).range(m.start()..).anchored(Anchored::Yes);
+            p.regex.search_captures(&full, &mut caps);
+            end = caps.get_match().map_or(m.end(), |f| f.end());
+        }
+        let confirmed = caps.get_group(p.group).and_then(|g| confirm(g.start, g.end));
+        match confirmed {
+            Some(span) => {
+                out.push(span);
+                at = if end > m.start() { end } else { m.start() + 1 };
+            }
+            None if retries < MAX_RETRIES => {
+                retries += 1;
+                at = ceil_boundary(hay, m.start() + 1);
+            }
+            None => at = if end > m.start() { end } else { m.start() + 1 },
+        }
+    }
+    out
+}
+
+/// Keeps, among overlapping candidates, the most specific one (lowest
+/// priority value, then the longest); returns them ordered by start.
+fn resolve_overlaps(found: &[Candidate], detectors: &[Detector]) -> Vec<Candidate> {
+    let prio = |c: &Candidate| detectors.get(c.detector).map_or(u8::MAX, |d| d.priority);
+    let mut order: Vec<&Candidate> = found.iter().collect();
+    order.sort_by(|a, b| {
+        prio(a)
+            .cmp(&prio(b))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+            .then(a.detector.cmp(&b.detector))
+    });
+    // Accepted intervals, keyed by start; they never overlap each other.
+    let mut accepted: BTreeMap<usize, &Candidate> = BTreeMap::new();
+    for c in order {
+        let clash_before = accepted.range(..c.end).next_back().is_some_and(|(_, a)| a.end > c.start);
+        if !clash_before {
+            accepted.insert(c.start, c);
+        }
+    }
+    accepted.into_values().cloned().collect()
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}

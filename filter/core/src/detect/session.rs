@@ -1,0 +1,157 @@
+//! Per-request state: placeholder numbering, the token vault and the
+//! findings. One session spans every text field of a request, so the same
+//! email in `messages[0]` and `messages[3]` becomes the same `[EMAIL_1]`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::record::FindingRecord;
+
+#[derive(Debug)]
+pub struct ScanSession {
+    direction: &'static str,
+    findings: Vec<FindingRecord>,
+    /// (label, value) → number, per action kind, and the last number per label.
+    numbers: HashMap<(Kind, String, String), usize>,
+    counters: HashMap<(Kind, String), usize>,
+    /// Placeholder → original text, for `tokenize`.
+    vault: HashMap<String, String>,
+    longest_token: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Redact,
+    Token,
+}
+
+impl ScanSession {
+    /// `direction` is recorded in every finding: `request` or `response`.
+    pub fn new(direction: &'static str) -> Self {
+        Self {
+            direction,
+            findings: Vec::new(),
+            numbers: HashMap::new(),
+            counters: HashMap::new(),
+            vault: HashMap::new(),
+            longest_token: 0,
+        }
+    }
+
+    pub fn direction(&self) -> &'static str {
+        self.direction
+    }
+
+    pub fn findings(&self) -> &[FindingRecord] {
+        &self.findings
+    }
+
+    pub fn take_findings(&mut self) -> Vec<FindingRecord> {
+        std::mem::take(&mut self.findings)
+    }
+
+    pub(crate) fn push_finding(&mut self, record: FindingRecord) {
+        self.findings.push(record);
+    }
+
+    fn number(&mut self, kind: Kind, label: &str, value: &str) -> usize {
+        let key = (kind, label.to_string(), value.to_string());
+        if let Some(&n) = self.numbers.get(&key) {
+            return n;
+        }
+        let counter = self.counters.entry((kind, label.to_string())).or_insert(0);
+        *counter += 1;
+        let n = *counter;
+        self.numbers.insert(key, n);
+        n
+    }
+
+    /// `[EMAIL_1]`: the same value gets the same number within the request.
+    pub(crate) fn redact_placeholder(&mut self, label: &str, value: &str) -> String {
+        let n = self.number(Kind::Redact, label, value);
+        format!("[{label}_{n}]")
+    }
+
+    /// `[EMAIL_TOKEN_1]`, remembered with the original for [`Self::restore`].
+    pub(crate) fn token_placeholder(&mut self, label: &str, value: &str, original: &str) -> String {
+        let n = self.number(Kind::Token, label, value);
+        let placeholder = format!("[{label}_TOKEN_{n}]");
+        if !self.vault.contains_key(&placeholder) {
+            self.longest_token = self.longest_token.max(placeholder.len());
+            self.vault.insert(placeholder.clone(), original.to_string());
+        }
+        placeholder
+    }
+
+    /// Number of tokenized values held.
+    pub fn vault_len(&self) -> usize {
+        self.vault.len()
+    }
+
+    /// Longest placeholder in the vault: a stream restorer holds back at
+    /// most this many bytes so a placeholder split across chunks is still
+    /// restored.
+    pub fn longest_placeholder(&self) -> usize {
+        self.longest_token
+    }
+
+    /// Puts tokenized originals back into `text` (response side). Text with
+    /// no placeholder is returned borrowed.
+    pub fn restore<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if self.vault.is_empty() || !text.contains("_TOKEN_") {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        let mut i = 0;
+        let b = text.as_bytes();
+        while let Some(rel) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'[')) {
+            let open = i + rel;
+            let limit = (open + self.longest_token).min(b.len());
+            let close = b.get(open..limit).and_then(|w| w.iter().position(|&c| c == b']')).map(|p| open + p);
+            match close.and_then(|c| text.get(open..=c).map(|k| (c, k))) {
+                Some((c, key)) => {
+                    if let Some(original) = self.vault.get(key) {
+                        out.push_str(text.get(last..open).unwrap_or(""));
+                        out.push_str(original);
+                        last = c + 1;
+                        i = c + 1;
+                    } else {
+                        i = open + 1;
+                    }
+                }
+                None => i = open + 1,
+            }
+        }
+        if last == 0 {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbering_is_stable_per_value_and_label() {
+        let mut s = ScanSession::new("request");
+        assert_eq!(s.redact_placeholder("EMAIL", "a@x.io"), "[EMAIL_1]");
+        assert_eq!(s.redact_placeholder("EMAIL", "b@x.io"), "[EMAIL_2]");
+        assert_eq!(s.redact_placeholder("EMAIL", "a@x.io"), "[EMAIL_1]");
+        assert_eq!(s.redact_placeholder("CARD", "4111111111111111"), "[CARD_1]");
+    }
+
+    #[test]
+    fn tokens_restore() {
+        let mut s = ScanSession::new("request");
+        let t = s.token_placeholder("EMAIL", "a@x.io", "a@x.io");
+        assert_eq!(t, "[EMAIL_TOKEN_1]");
+        assert_eq!(s.restore("write to [EMAIL_TOKEN_1] and [EMAIL_TOKEN_2] [x"), "write to a@x.io and [EMAIL_TOKEN_2] [x");
+        assert!(matches!(s.restore("nothing here"), Cow::Borrowed(_)));
+        assert_eq!(s.restore("[[EMAIL_TOKEN_1]]"), "[a@x.io]");
+    }
+}

@@ -1,0 +1,252 @@
+//! The prefilter: where in a text can any selected pattern match?
+//!
+//! Most bytes of most prompts are prose that no detector can match. One
+//! aho-corasick pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`), one
+//! over context words (`password`, `dob`), and one byte pass over digit
+//! clusters and `@` find the few places worth a regex; the multi-pattern
+//! engine then runs only on small windows around them. Every pattern's
+//! match contains its trigger, so the windows lose nothing.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+use super::catalogue::Trigger;
+
+#[derive(Debug, Clone, Copy)]
+struct DigitRule {
+    min: usize,
+    dots: usize,
+    colons: usize,
+    letters_before: bool,
+    back: usize,
+    fwd: usize,
+}
+
+/// What one automaton hit opens: windows, after checking the exact case
+/// for literals (the automaton itself is case-insensitive).
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Where the literal sits inside the automaton pattern that contains it.
+    offset: usize,
+    literal: String,
+    case_sensitive: bool,
+    back: usize,
+    fwd: usize,
+}
+
+/// The compiled triggers of one policy.
+#[derive(Debug)]
+pub struct Triggers {
+    /// Literals and words in one case-insensitive, leftmost-longest
+    /// automaton (non-overlapping, so it can use its SIMD prefilter).
+    anchors: Option<AhoCorasick>,
+    /// Per automaton pattern: its own entries and those of every shorter
+    /// anchor it contains, which a leftmost-longest search would hide.
+    entries: Vec<Vec<Entry>>,
+    digit_rules: Vec<DigitRule>,
+    at_window: Option<(usize, usize)>,
+    always: bool,
+}
+
+impl Triggers {
+    /// `patterns`: each pattern's trigger and window (back, fwd).
+    pub fn build(patterns: &[(Trigger, usize, usize)]) -> Result<Self, String> {
+        let mut own: Vec<Entry> = Vec::new();
+        let mut digit_rules = Vec::new();
+        let mut at_window: Option<(usize, usize)> = None;
+        let mut always = false;
+        for &(trigger, back, fwd) in patterns {
+            match trigger {
+                Trigger::Literal(list) | Trigger::Word(list) => {
+                    let case_sensitive = matches!(trigger, Trigger::Literal(_));
+                    for l in list.iter().filter(|l| !l.is_empty()) {
+                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd });
+                    }
+                }
+                Trigger::Digits { min, dots, colons, letters_before } => {
+                    digit_rules.push(DigitRule { min, dots, colons, letters_before, back, fwd });
+                }
+                Trigger::At => {
+                    let (b, f) = at_window.unwrap_or((0, 0));
+                    at_window = Some((b.max(back), f.max(fwd)));
+                }
+                Trigger::Always => always = true,
+            }
+        }
+        let mut keys: Vec<String> = own.iter().map(|e| e.literal.to_ascii_lowercase()).collect();
+        keys.sort();
+        keys.dedup();
+        let entries: Vec<Vec<Entry>> = keys
+            .iter()
+            .map(|key| {
+                let mut list = Vec::new();
+                for e in &own {
+                    let lit = e.literal.to_ascii_lowercase();
+                    let mut from = 0;
+                    while let Some(p) = key.get(from..).and_then(|k| k.find(lit.as_str())) {
+                        list.push(Entry { offset: from + p, ..e.clone() });
+                        from += p + 1;
+                    }
+                }
+                list
+            })
+            .collect();
+        let anchors = if keys.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    // A full DFA: one table lookup per byte. The anchor set
+                    // is small, so the table is too.
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .ascii_case_insensitive(true)
+                    .build(&keys)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(Self { anchors, entries, digit_rules, at_window, always })
+    }
+
+    /// Merged, sorted windows of `hay` where some pattern may match.
+    pub fn windows(&self, hay: &str) -> Vec<(usize, usize)> {
+        let len = hay.len();
+        if self.always {
+            return vec![(0, len)];
+        }
+        let b = hay.as_bytes();
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        let mut push = |at: usize, end: usize, back: usize, fwd: usize| {
+            out.push((at.saturating_sub(back), end.saturating_add(fwd).min(len)));
+        };
+        if let Some(ac) = &self.anchors {
+            for m in ac.find_iter(hay) {
+                for e in self.entries.get(m.pattern().as_usize()).into_iter().flatten() {
+                    let at = m.start() + e.offset;
+                    if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
+                        continue;
+                    }
+                    push(at, at, e.back, e.fwd);
+                }
+            }
+        }
+        if let Some((back, fwd)) = self.at_window {
+            let mut i = 0;
+            while let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'@')) {
+                push(i + p, i + p, back, fwd);
+                i += p + 1;
+            }
+        }
+        if !self.digit_rules.is_empty() {
+            for c in clusters(b) {
+                for r in &self.digit_rules {
+                    if c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before) {
+                        push(c.start, c.end, r.back, r.fwd);
+                    }
+                }
+            }
+        }
+        merge(out)
+    }
+}
+
+fn merge(mut windows: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    windows.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
+    for (s, e) in windows {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Digits with the separators that can sit between them in cards, phones,
+/// SSNs, IPs and IBANs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cluster {
+    pub start: usize,
+    pub end: usize,
+    pub digits: usize,
+    pub dots: usize,
+    pub colons: usize,
+    pub letters_before: bool,
+}
+
+/// Longest gap of separator bytes inside a cluster.
+const MAX_GAP: usize = 4;
+
+fn is_gap_byte(c: u8) -> bool {
+    matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b':' | b'+' | b'\t') || matches!(c, b'a'..=b'f' | b'A'..=b'F')
+}
+
+pub fn clusters(b: &[u8]) -> Vec<Cluster> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(p) = b.get(i..).and_then(|r| r.iter().position(u8::is_ascii_digit)) {
+        let start = i + p;
+        let mut c = Cluster { start, end: start, digits: 0, dots: 0, colons: 0, letters_before: false };
+        let mut j = start;
+        loop {
+            while b.get(j).is_some_and(u8::is_ascii_digit) {
+                c.digits += 1;
+                j += 1;
+            }
+            c.end = j;
+            let mut k = j;
+            let (mut dots, mut colons) = (0, 0);
+            while k - j < MAX_GAP && b.get(k).copied().is_some_and(|x| !x.is_ascii_digit() && is_gap_byte(x)) {
+                dots += usize::from(b.get(k) == Some(&b'.'));
+                colons += usize::from(b.get(k) == Some(&b':'));
+                k += 1;
+            }
+            if k > j && b.get(k).is_some_and(u8::is_ascii_digit) {
+                c.dots += dots;
+                c.colons += colons;
+                j = k;
+            } else {
+                break;
+            }
+        }
+        // Two letters right before: the country code of "DE89…".
+        let k = start;
+        c.letters_before = k >= 2
+            && b.get(k - 1).is_some_and(u8::is_ascii_alphabetic)
+            && b.get(k - 2).is_some_and(u8::is_ascii_alphabetic);
+        out.push(c);
+        i = c.end.max(start + 1);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_span_separated_digits() {
+        let c = clusters(b"card 4111 1111-1111.1111 ok");
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].start, c[0].end, c[0].digits), (5, 24, 16));
+        let c = clusters(b"ip 10.0.0.1 and fe80::1 GB82WEST");
+        assert_eq!((c[0].digits, c[0].dots), (5, 3));
+        assert!(c.iter().any(|x| x.colons == 2));
+        assert!(c.iter().any(|x| x.letters_before && x.digits == 2));
+        assert!(!clusters(b"than 12")[0].letters_before);
+    }
+
+    #[test]
+    fn windows_merge_and_clamp() {
+        let t = Triggers::build(&[(Trigger::Literal(&["AKIA"]), 2, 30), (Trigger::At, 10, 10)]).unwrap();
+        assert_eq!(t.windows("x AKIA y@z"), vec![(0, 10)]);
+        assert!(t.windows("x akia").is_empty(), "literals are case-sensitive");
+        // A longer anchor hides a shorter one it contains; both open windows.
+        let t = Triggers::build(&[(Trigger::Literal(&["sk-"]), 0, 5), (Trigger::Literal(&["sk-ant-"]), 0, 100)]).unwrap();
+        assert_eq!(t.windows("a sk-ant-x"), vec![(2, 10)]);
+        let t = Triggers::build(&[(Trigger::Word(&["ant"]), 0, 1), (Trigger::Literal(&["sk-ant-"]), 0, 0)]).unwrap();
+        assert_eq!(t.windows("a SK-ANT-x"), vec![(5, 6)]);
+        assert!(t.windows("nothing here").is_empty());
+        assert_eq!(merge(vec![(5, 9), (0, 3), (2, 4), (9, 10)]), vec![(0, 4), (5, 10)]);
+    }
+}

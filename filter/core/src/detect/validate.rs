@@ -1,0 +1,652 @@
+//! Validators: the second opinion after a pattern matched. Patterns find
+//! shapes; validators check what a shape cannot (checksums, number ranges,
+//! randomness, placeholders), which is where precision comes from.
+//!
+//! A validator gets the scanned text and the candidate span and returns the
+//! span to act on — possibly narrowed (an IBAN trimmed to its country
+//! length) or widened (a PEM header extended to its END line) — or `None`.
+
+use std::ops::Range;
+
+/// Which check confirms a candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Validator {
+    /// The pattern alone decides.
+    None,
+    Email,
+    Phone,
+    /// Luhn plus known issuer prefixes and lengths.
+    PaymentCard,
+    /// Luhn only (custom detectors).
+    Luhn,
+    UsSsn,
+    /// Country length table plus ISO 7064 mod-97.
+    Iban,
+    Ipv4,
+    Ipv6,
+    UkNino,
+    /// A plausible calendar date (used with context patterns).
+    Date,
+    AwsAccessKeyId,
+    /// A token with a fixed prefix: reject placeholders (`xxxx`, repeats)
+    /// and require some randomness in the part after the prefix.
+    Token { min_entropy: f64 },
+    /// A PEM private key: widen the header to the END line (or to the end
+    /// of the base64 body when the END line is missing).
+    PrivateKey,
+    Jwt,
+    /// The password of a URL with credentials.
+    UrlPassword,
+    /// The value of a `password=` / `api_key:` style assignment.
+    Assignment,
+    /// Shannon entropy at least this many bits per character (custom).
+    Entropy(f64),
+}
+
+impl Validator {
+    /// Names accepted in custom detector configuration.
+    pub const CUSTOM_NAMES: &'static [&'static str] = &["luhn", "iban", "us_ssn", "payment_card", "entropy"];
+
+    pub fn check(self, hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+        let value = hay.get(span.clone())?;
+        match self {
+            Validator::None => Some(span),
+            Validator::Email => email(value).then_some(span),
+            Validator::Phone => phone(hay, span),
+            Validator::PaymentCard => payment_card(hay, span),
+            Validator::Luhn => luhn(&digits(value)).then_some(span),
+            Validator::UsSsn => us_ssn(hay, span),
+            Validator::Iban => iban(hay, span),
+            Validator::Ipv4 => ipv4(hay, span),
+            Validator::Ipv6 => ipv6(value).then_some(span),
+            Validator::UkNino => uk_nino(value).then_some(span),
+            Validator::Date => date(value).then_some(span),
+            Validator::AwsAccessKeyId => aws_key_id(value).then_some(span),
+            Validator::Token { min_entropy } => token(value, min_entropy).then_some(span),
+            Validator::PrivateKey => private_key(hay, span),
+            Validator::Jwt => jwt(value).then_some(span),
+            Validator::UrlPassword => (!is_placeholder(value) && !value.starts_with('$')).then_some(span),
+            Validator::Assignment => assignment_value(value).then_some(span),
+            Validator::Entropy(min) => (shannon_entropy(value) >= min).then_some(span),
+        }
+    }
+}
+
+/// ASCII digits of a value, separators dropped.
+pub fn digits(value: &str) -> Vec<u8> {
+    value.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+}
+
+/// The Luhn (mod 10) check used by payment cards.
+pub fn luhn(digits: &[u8]) -> bool {
+    if digits.len() < 2 {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        let mut d = u32::from(d);
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum % 10 == 0
+}
+
+fn prefix_num(digits: &[u8], n: usize) -> u32 {
+    digits.iter().take(n).fold(0u32, |acc, &d| acc * 10 + u32::from(d))
+}
+
+/// Known issuer prefixes and lengths: a Luhn-valid number outside every
+/// issuer range is almost always an order or tracking number, not a card.
+pub fn card_issuer(digits: &[u8]) -> Option<&'static str> {
+    let len = digits.len();
+    let p1 = prefix_num(digits, 1);
+    let p2 = prefix_num(digits, 2);
+    let p3 = prefix_num(digits, 3);
+    let p4 = prefix_num(digits, 4);
+    let p6 = prefix_num(digits, 6);
+    if p1 == 4 && matches!(len, 13 | 16 | 19) {
+        return Some("visa");
+    }
+    if ((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) && len == 16 {
+        return Some("mastercard");
+    }
+    if (p2 == 34 || p2 == 37) && len == 15 {
+        return Some("amex");
+    }
+    if (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622_126..=622_925).contains(&p6)) && (16..=19).contains(&len) {
+        return Some("discover");
+    }
+    if ((3528..=3589).contains(&p4) && (16..=19).contains(&len)) || ((p4 == 2131 || p4 == 1800) && len == 15) {
+        return Some("jcb");
+    }
+    if ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len) {
+        return Some("diners");
+    }
+    if p2 == 62 && (16..=19).contains(&len) {
+        return Some("unionpay");
+    }
+    if (p2 == 50 || (56..=69).contains(&p2)) && (12..=19).contains(&len) {
+        return Some("maestro");
+    }
+    None
+}
+
+fn payment_card(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    let value = hay.get(span.clone())?;
+    let ok = |v: &str| {
+        let d = digits(v);
+        (12..=19).contains(&d.len()) && luhn(&d) && card_issuer(&d).is_some() && !all_same(&d)
+    };
+    if ok(value) {
+        return Some(span);
+    }
+    // The pattern is greedy across separators: a card followed by another
+    // digit group ("4111 1111 1111 1111 2029") fails as a whole. Retry with
+    // trailing groups dropped.
+    let mut end = value.len();
+    while let Some(cut) = value.get(..end).and_then(|v| v.rfind([' ', '-', '.'])) {
+        let head = value.get(..cut)?.trim_end_matches([' ', '-', '.']);
+        if digits(head).len() < 12 {
+            break;
+        }
+        if ok(head) {
+            return Some(span.start..span.start + head.len());
+        }
+        end = head.len();
+    }
+    None
+}
+
+fn all_same(d: &[u8]) -> bool {
+    d.windows(2).all(|w| w.first() == w.get(1))
+}
+
+fn before(hay: &str, start: usize, window: usize) -> &str {
+    let mut from = start.saturating_sub(window);
+    while from > 0 && !hay.is_char_boundary(from) {
+        from -= 1;
+    }
+    hay.get(from..start).unwrap_or("")
+}
+
+fn after(hay: &str, end: usize, window: usize) -> &str {
+    let mut to = (end + window).min(hay.len());
+    while to < hay.len() && !hay.is_char_boundary(to) {
+        to += 1;
+    }
+    hay.get(end..to).unwrap_or("")
+}
+
+/// Case-insensitive ASCII containment, without allocating.
+pub fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// US SSN: area 001–899 except 666, group 01–99, serial 0001–9999, not the
+/// advertising numbers. Separated forms (`123-45-6789`, `123 45 6789`) stand
+/// alone; nine bare digits need context ("SSN", "social security") because
+/// nine-digit numbers are everywhere in prose.
+fn us_ssn(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    let value = hay.get(span.clone())?;
+    let d = digits(value);
+    if d.len() != 9 {
+        return None;
+    }
+    let area = prefix_num(&d, 3);
+    let group = u32::from(d.get(3).copied()?) * 10 + u32::from(d.get(4).copied()?);
+    let serial = d.iter().skip(5).fold(0u32, |acc, &x| acc * 10 + u32::from(x));
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return None;
+    }
+    if matches!(value, "078-05-1120" | "219-09-9999" | "123-45-6789") {
+        return None;
+    }
+    let seps: Vec<u8> = value.bytes().filter(|b| !b.is_ascii_digit()).collect();
+    let grouped = {
+        let b = value.as_bytes();
+        b.len() == 11 && b.get(3) == b.get(6) && matches!(b.get(3), Some(b'-' | b' ' | b'.'))
+    };
+    if grouped && seps.iter().all(|&s| s == b'-') {
+        return Some(span);
+    }
+    let ctx = before(hay, span.start, 40);
+    let has_context = ["ssn", "social security", "ss#", "ss #", "ss no", "tin"].iter().any(|k| contains_ci(ctx, k));
+    (has_context || (grouped && after(hay, span.end, 1) != "-")).then_some(span)
+}
+
+/// IBAN length per country (ISO 13616 registry).
+pub fn iban_length(country: &str) -> Option<usize> {
+    Some(match country {
+        "AD" => 24, "AE" => 23, "AL" => 28, "AT" => 20, "AZ" => 28, "BA" => 20, "BE" => 16,
+        "BG" => 22, "BH" => 22, "BI" => 27, "BR" => 29, "BY" => 28, "CH" => 21, "CR" => 22,
+        "CY" => 28, "CZ" => 24, "DE" => 22, "DJ" => 27, "DK" => 18, "DO" => 28, "EE" => 20,
+        "EG" => 29, "ES" => 24, "FI" => 18, "FK" => 18, "FO" => 18, "FR" => 27, "GB" => 22,
+        "GE" => 22, "GI" => 23, "GL" => 18, "GR" => 27, "GT" => 28, "HR" => 21, "HU" => 28,
+        "IE" => 22, "IL" => 23, "IQ" => 23, "IS" => 26, "IT" => 27, "JO" => 30, "KW" => 30,
+        "KZ" => 20, "LB" => 28, "LC" => 32, "LI" => 21, "LT" => 20, "LU" => 20, "LV" => 21,
+        "LY" => 25, "MC" => 27, "MD" => 24, "ME" => 22, "MK" => 19, "MN" => 20, "MR" => 27,
+        "MT" => 31, "MU" => 30, "NI" => 28, "NL" => 18, "NO" => 15, "OM" => 23, "PK" => 24,
+        "PL" => 28, "PS" => 29, "PT" => 25, "QA" => 29, "RO" => 24, "RS" => 22, "RU" => 33,
+        "SA" => 24, "SC" => 31, "SD" => 18, "SE" => 24, "SI" => 19, "SK" => 24, "SM" => 27,
+        "SO" => 23, "ST" => 25, "SV" => 28, "TL" => 23, "TN" => 24, "TR" => 26, "UA" => 29,
+        "VA" => 22, "VG" => 24, "XK" => 20, "YE" => 30,
+        _ => return None,
+    })
+}
+
+/// ISO 7064 mod 97-10 over an IBAN (country and check digits moved last).
+pub fn iban_mod97(compact: &str) -> bool {
+    let b = compact.as_bytes();
+    if b.len() < 5 {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &c in b.iter().skip(4).chain(b.iter().take(4)) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            b'a'..=b'z' => u32::from(c - b'a') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    rem == 1
+}
+
+fn iban(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    let value = hay.get(span.clone())?;
+    let country = value.get(..2)?.to_ascii_uppercase();
+    let want = iban_length(&country)?;
+    // Trim to the country's length: the pattern may run on into a
+    // following code-like word.
+    let mut compact = String::with_capacity(want);
+    let mut end = 0;
+    for (i, c) in value.char_indices() {
+        if c == ' ' {
+            continue;
+        }
+        compact.push(c);
+        if compact.len() == want {
+            end = i + c.len_utf8();
+            break;
+        }
+    }
+    if compact.len() != want || !iban_mod97(&compact) {
+        return None;
+    }
+    // The value must end at a token boundary, not in the middle of a word.
+    let next = hay.get(span.start + end..)?.chars().next();
+    if next.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some(span.start..span.start + end)
+}
+
+fn ipv4(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    // Part of a longer dotted run (an OID, a version like 1.2.3.4.5) is not an address.
+    let prev = before(hay, span.start, 1);
+    let next = after(hay, span.end, 2);
+    let nb = next.as_bytes();
+    if prev == "." || (nb.first() == Some(&b'.') && nb.get(1).is_some_and(u8::is_ascii_digit)) {
+        return None;
+    }
+    let value = hay.get(span.clone())?;
+    value.parse::<std::net::Ipv4Addr>().ok().map(|_| span)
+}
+
+fn ipv6(value: &str) -> bool {
+    let Ok(addr) = value.parse::<std::net::Ipv6Addr>() else {
+        return false;
+    };
+    // `::`, `a::`, `add::beef` parse but are far more often code than
+    // addresses; require some digits and two groups at least.
+    let groups = value.split(':').filter(|g| !g.is_empty()).count();
+    let has_digit = value.bytes().any(|b| b.is_ascii_digit());
+    !addr.is_unspecified() && (groups >= 2 || addr.is_loopback()) && has_digit
+}
+
+fn uk_nino(value: &str) -> bool {
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let prefix = compact.get(..2).unwrap_or("").to_ascii_uppercase();
+    !matches!(prefix.as_str(), "BG" | "GB" | "KN" | "NK" | "NT" | "TN" | "ZZ")
+}
+
+fn month_of(name: &str) -> Option<u32> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    months.iter().position(|m| n.starts_with(m)).map(|i| i as u32 + 1)
+}
+
+/// A plausible date of birth: month 1–12, day 1–31, year 1900–2099 or two digits.
+fn date(value: &str) -> bool {
+    let parts: Vec<&str> = value
+        .split(|c: char| c == '/' || c == '-' || c == '.' || c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty() && *p != "of")
+        .collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let num = |s: &str| -> Option<u32> {
+        let s = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        s.parse().ok()
+    };
+    let year_ok = |y: u32, s: &str| (s.len() == 4 && (1900..=2099).contains(&y)) || s.len() == 2;
+    let day_ok = |d: u32| (1..=31).contains(&d);
+    let (a, b, c) = (parts.first().copied().unwrap_or(""), parts.get(1).copied().unwrap_or(""), parts.get(2).copied().unwrap_or(""));
+    // Month names: "March 3, 1985", "3rd of March 1985".
+    if let Some(m) = month_of(a).filter(|_| a.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic())) {
+        return m > 0 && num(b).is_some_and(day_ok) && num(c).is_some_and(|y| year_ok(y, c));
+    }
+    if let Some(m) = month_of(b).filter(|_| b.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic())) {
+        return m > 0 && num(a).is_some_and(day_ok) && num(c).is_some_and(|y| year_ok(y, c));
+    }
+    let (Some(x), Some(y), Some(z)) = (num(a), num(b), num(c)) else {
+        return false;
+    };
+    if a.len() == 4 {
+        // ISO: year-month-day.
+        return year_ok(x, a) && (1..=12).contains(&y) && day_ok(z);
+    }
+    // Day/month or month/day, year last.
+    year_ok(z, c) && ((1..=12).contains(&x) && day_ok(y) || (1..=12).contains(&y) && day_ok(x))
+}
+
+fn aws_key_id(value: &str) -> bool {
+    !value.ends_with("EXAMPLE") && !has_placeholder_run(value)
+}
+
+/// Shannon entropy in bits per character.
+pub fn shannon_entropy(value: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for b in value.bytes() {
+        if let Some(c) = counts.get_mut(usize::from(b)) {
+            *c += 1;
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let n = f64::from(n);
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Runs like `xxxx`, `0000`, `****`, `XXXXXXXX`: the shape of documentation
+/// placeholders, never of a generated secret.
+fn has_placeholder_run(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut run = 1;
+    for w in b.windows(2) {
+        let (x, y) = (w.first().copied().unwrap_or(0), w.get(1).copied().unwrap_or(0));
+        if x.eq_ignore_ascii_case(&y) && !x.is_ascii_digit() {
+            run += 1;
+            if run >= 5 {
+                return true;
+            }
+        } else {
+            run = 1;
+        }
+    }
+    let lower = value.to_ascii_lowercase();
+    lower.contains("xxxx") || lower.contains("****") || lower.contains("0000000000")
+}
+
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "example", "changeme", "change_me", "change-me", "placeholder", "your_", "your-", "yourkey", "yourtoken",
+    "yourpassword", "yoursecret", "insert", "redacted", "dummy", "sample", "replace", "secret_here", "token_here",
+    "key_here", "password_here", "notreal", "not_real", "fake", "foobar", "lorem", "<", ">", "${", "{{", "}}", "%(",
+];
+
+const PLACEHOLDER_VALUES: &[&str] = &[
+    "password", "passwd", "pass", "secret", "token", "apikey", "api_key", "api-key", "null", "none", "nil",
+    "undefined", "true", "false", "test", "testing", "admin", "root", "user", "username", "default", "empty",
+    "string", "value", "required", "optional", "hidden", "masked", "abc123", "123456", "12345678", "qwerty",
+    "letmein", "password123", "mypassword", "secret123", "str", "bool", "int", "env", "bearer", "basic",
+];
+
+/// Documentation placeholders and template variables: `<your-key>`,
+/// `${API_KEY}`, `changeme`, `xxxxxxxx`.
+pub fn is_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let trimmed = lower.trim_matches(|c: char| c == '"' || c == '\'' || c == '`');
+    PLACEHOLDER_VALUES.contains(&trimmed)
+        || PLACEHOLDER_WORDS.iter().any(|w| trimmed.contains(w))
+        || has_placeholder_run(trimmed)
+        || trimmed.starts_with('$')
+        || trimmed.starts_with('%')
+        || trimmed.starts_with('@')
+}
+
+fn char_classes(value: &str) -> usize {
+    let b = value.as_bytes();
+    usize::from(b.iter().any(u8::is_ascii_lowercase))
+        + usize::from(b.iter().any(u8::is_ascii_uppercase))
+        + usize::from(b.iter().any(u8::is_ascii_digit))
+        + usize::from(b.iter().any(|c| !c.is_ascii_alphanumeric()))
+}
+
+fn token(value: &str, min_entropy: f64) -> bool {
+    // Judge the random part: after the last `_`/`-` prefix separator when
+    // the prefix is short (ghp_, glpat-, xoxb-), else the whole value.
+    let body = match value.find(['_', '-']) {
+        Some(i) if i <= 12 => value.get(i + 1..).unwrap_or(value),
+        _ => value,
+    };
+    !has_placeholder_run(body) && !PLACEHOLDER_WORDS.iter().take(20).any(|w| body.to_ascii_lowercase().contains(w)) && shannon_entropy(body) >= min_entropy
+}
+
+fn private_key(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    const MAX_KEY: usize = 16 * 1024;
+    let rest = hay.get(span.end..)?;
+    let window = rest.get(..rest.len().min(MAX_KEY)).or_else(|| {
+        let mut cut = rest.len().min(MAX_KEY);
+        while cut > 0 && !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        rest.get(..cut)
+    })?;
+    if let Some(pos) = window.find("-----END") {
+        let tail = window.get(pos + 8..)?;
+        let close = tail.find("-----")?;
+        if close > 40 {
+            return None;
+        }
+        let body = window.get(..pos)?;
+        if base64_chars(body) < 32 {
+            return None;
+        }
+        return Some(span.start..span.end + pos + 8 + close + 5);
+    }
+    // No END line (truncated paste): take the base64 body that follows.
+    let body_len = window
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '\r' | '\n' | '\\' | ':' | ',' | '-')))
+        .map_or(window.len(), |(i, _)| i);
+    let body = window.get(..body_len)?;
+    (base64_chars(body) >= 64).then(|| span.start..span.end + body_len)
+}
+
+fn base64_chars(body: &str) -> usize {
+    // Literal `\n` sequences (keys pasted from JSON) are not body characters.
+    let without_escapes = body.replace("\\n", "").replace("\\r", "");
+    without_escapes.bytes().filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')).count()
+}
+
+fn jwt(value: &str) -> bool {
+    let mut parts = value.split('.');
+    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Some(h), Some(p)) = (crate::detect::decode::base64_decode(header), crate::detect::decode::base64_decode(payload)) else {
+        return false;
+    };
+    let h = String::from_utf8_lossy(&h);
+    let p = String::from_utf8_lossy(&p);
+    h.trim_start().starts_with('{') && (h.contains("\"alg\"") || h.contains("\"typ\"")) && p.trim_start().starts_with('{')
+}
+
+/// The value of a keyword assignment. Real passwords and keys vary; what
+/// rejects the false positives is what they are not: placeholders, template
+/// variables, identifiers (`settings.SECRET_KEY`), function calls, words.
+fn assignment_value(value: &str) -> bool {
+    let v = value.trim_matches(|c: char| c == '"' || c == '\'' || c == '`' || c == ')' || c == '(');
+    if v.len() < 6 || is_placeholder(v) {
+        return false;
+    }
+    let b = v.as_bytes();
+    // Identifiers and dotted paths: `os.environ`, `config.api_key`, `get_token()`.
+    let identifier = b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'(' | b')' | b'[' | b']'))
+        && !b.iter().any(u8::is_ascii_digit);
+    if identifier {
+        return false;
+    }
+    if v.contains("()") || v.contains("](") || v.starts_with("process.env") || v.starts_with("os.") {
+        return false;
+    }
+    let classes = char_classes(v);
+    let entropy = shannon_entropy(v);
+    (classes >= 3 && entropy >= 2.5) || (classes >= 2 && entropy >= 3.0 && v.len() >= 8) || (entropy >= 3.5 && v.len() >= 12)
+}
+
+fn email(value: &str) -> bool {
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && domain.contains('.')
+        && !domain.starts_with(['-', '.'])
+        && !domain.contains("..")
+        && domain.rsplit('.').next().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()))
+}
+
+/// Phones: E.164 (`+` and 8–15 digits) or a national format with
+/// separators. Bare digit runs are not phones here (precision first).
+fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
+    let value = hay.get(span.clone())?;
+    let d = digits(value);
+    let prev = before(hay, span.start, 1);
+    let next = after(hay, span.end, 2);
+    // Inside a longer number or dotted run (versions, IPs, dates).
+    if prev.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/' || c == '-')
+        || next.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || (next.starts_with(['.', '/', '-']) && next.chars().nth(1).is_some_and(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    if all_same(&d) {
+        return None;
+    }
+    if value.starts_with('+') {
+        return (8..=15).contains(&d.len()).then_some(span);
+    }
+    (7..=13).contains(&d.len()).then_some(span)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn ok(v: Validator, s: &str) -> bool {
+        v.check(s, 0..s.len()).is_some()
+    }
+
+    #[test]
+    fn luhn_known_values() {
+        assert!(luhn(&digits("4111 1111 1111 1111")));
+        assert!(luhn(&digits("79927398713")));
+        assert!(!luhn(&digits("4111 1111 1111 1112")));
+        assert!(!luhn(&[]));
+    }
+
+    #[test]
+    fn card_issuers() {
+        assert_eq!(card_issuer(&digits("4111111111111111")), Some("visa"));
+        assert_eq!(card_issuer(&digits("5555555555554444")), Some("mastercard"));
+        assert_eq!(card_issuer(&digits("2223003122003222")), Some("mastercard"));
+        assert_eq!(card_issuer(&digits("378282246310005")), Some("amex"));
+        assert_eq!(card_issuer(&digits("6011111111111117")), Some("discover"));
+        assert_eq!(card_issuer(&digits("3530111333300000")), Some("jcb"));
+        assert_eq!(card_issuer(&digits("1234567812345670")), None);
+    }
+
+    #[test]
+    fn card_trims_trailing_group() {
+        let s = "4111 1111 1111 1111 2029";
+        assert_eq!(Validator::PaymentCard.check(s, 0..s.len()), Some(0..19));
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(ok(Validator::UsSsn, "536-22-1234"));
+        assert!(!ok(Validator::UsSsn, "000-22-1234"));
+        assert!(!ok(Validator::UsSsn, "666-22-1234"));
+        assert!(!ok(Validator::UsSsn, "912-22-1234"));
+        assert!(!ok(Validator::UsSsn, "536-00-1234"));
+        assert!(!ok(Validator::UsSsn, "536-22-0000"));
+        assert!(!ok(Validator::UsSsn, "536221234"));
+        let s = "SSN: 536221234";
+        assert_eq!(Validator::UsSsn.check(s, 5..s.len()), Some(5..14));
+    }
+
+    #[test]
+    fn iban_checks() {
+        assert!(ok(Validator::Iban, "DE89370400440532013000"));
+        assert!(ok(Validator::Iban, "GB82 WEST 1234 5698 7654 32"));
+        assert!(!ok(Validator::Iban, "DE89370400440532013001"));
+        assert!(!ok(Validator::Iban, "XX89370400440532013000"));
+        let s = "GB82 WEST 1234 5698 7654 32 AB";
+        assert_eq!(Validator::Iban.check(s, 0..s.len()), Some(0..27));
+    }
+
+    #[test]
+    fn entropy_and_placeholders() {
+        assert!(shannon_entropy("aaaaaaaa") < 0.01);
+        assert!(shannon_entropy("wJalrXUtnFEMI/K7MDENG/bPxRfiCY") > 4.0);
+        assert!(is_placeholder("<your-api-key>"));
+        assert!(is_placeholder("${API_KEY}"));
+        assert!(is_placeholder("changeme"));
+        assert!(is_placeholder("xxxxxxxxxxxx"));
+        assert!(!is_placeholder("h7Gq2LzP9vWx"));
+        assert!(ok(Validator::Assignment, "h7Gq2LzP9vWx"));
+        assert!(!ok(Validator::Assignment, "settings.SECRET_KEY"));
+        assert!(!ok(Validator::Assignment, "hello"));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(ok(Validator::Date, "03/14/1985"));
+        assert!(ok(Validator::Date, "1985-03-14"));
+        assert!(ok(Validator::Date, "March 14, 1985"));
+        assert!(ok(Validator::Date, "14th March 1985"));
+        assert!(!ok(Validator::Date, "13/13/1985"));
+        assert!(!ok(Validator::Date, "1985-13-01"));
+    }
+
+    #[test]
+    fn ip_checks() {
+        assert!(ok(Validator::Ipv6, "2001:db8::8a2e:370:7334"));
+        assert!(!ok(Validator::Ipv6, "add::beef"));
+        let s = "version 1.2.3.4.5";
+        assert_eq!(Validator::Ipv4.check(s, 8..15), None);
+    }
+}

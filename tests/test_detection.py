@@ -1,0 +1,164 @@
+"""Detection end to end through Envoy: secrets and PII in prompts reach the
+upstream redacted, or are blocked before the upstream sees anything."""
+
+import json
+
+import openai
+import pytest
+
+from conftest import Client, assert_plugin_start_fails, demo_plugin_config, demo_token, new_request_id
+
+AWS_KEY = "AKIAZ7Q3K5LMN2P4R6TW"
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@example.org"
+
+
+def upstream_body(client, marker):
+    bodies = [r["body"] for r in client.upstream_requests() if marker in r["body"]]
+    assert bodies, "the upstream never saw the request"
+    return bodies[-1]
+
+
+def test_secret_and_card_reach_the_upstream_redacted(client):
+    request_id = new_request_id()
+    marker = "redact-" + request_id
+    prompt = f"{marker}: deploy with {AWS_KEY} and bill card {CARD}, mail {EMAIL}"
+    status, _, body = client.chat(prompt, headers={"x-request-id": request_id})
+    assert status == 200, body
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    assert AWS_KEY not in echoed and "1111 1111" not in echoed and EMAIL not in echoed
+    assert "[CARD_1]" in echoed and "[EMAIL_1]" in echoed
+    assert echoed.startswith(marker + ": deploy with ")
+    seen = upstream_body(client, marker)
+    assert AWS_KEY not in seen and EMAIL not in seen
+    record = client.record_for(request_id)["meshguard"]
+    assert record["verdict"] == "modify"
+    rules = {f["rule_id"]: f for f in record["findings"]}
+    assert rules["aws_access_key_id"]["category"] == "secret"
+    assert rules["credit_card"]["category"] == "pii"
+    assert rules["email"]["field"] == "messages[0].content"
+    start, end = rules["email"]["offsets"][0]
+    assert prompt.encode()[start:end].decode() == EMAIL
+    serialized = json.dumps(record)
+    assert AWS_KEY not in serialized and EMAIL not in serialized and "4111" not in serialized
+
+
+def test_the_same_value_gets_the_same_placeholder(client):
+    status, _, body = client.chat(f"write to {EMAIL}, cc {EMAIL} and ops@example.net")
+    assert status == 200
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    assert echoed == "write to [EMAIL_1], cc [EMAIL_1] and [EMAIL_2]"
+
+
+@pytest.mark.parametrize("disguised", [
+    "４１１１ １１１１ １１１１ １１１１",          # full-width digits
+    "jane.doe\u200b@example.org",                  # zero-width space inside an email
+    "4111-1111-1111-1111",                         # digits split by dashes
+])
+def test_obfuscated_values_are_still_redacted(client, disguised):
+    status, _, body = client.chat(f"note: {disguised} end")
+    assert status == 200
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    assert echoed.startswith("note: [") and echoed.endswith("] end"), echoed
+
+
+def test_every_text_field_is_scanned(client):
+    marker = "fields-" + new_request_id()
+    status, _, _ = client.post("/v1/chat/completions", {
+        "model": "demo",
+        "messages": [
+            {"role": "system", "content": f"{marker} operator contact {EMAIL}"},
+            {"role": "user", "content": [{"type": "text", "text": f"card {CARD}"}]},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+                "name": "send", "arguments": json.dumps({"token": AWS_KEY})}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": f"sent to {EMAIL}"},
+        ]})
+    assert status == 200
+    seen = upstream_body(client, marker)
+    for value in (EMAIL, AWS_KEY, "4111"):
+        assert value not in seen
+    json.loads(seen)  # still valid JSON
+
+
+def test_clean_prompt_is_forwarded_byte_for_byte(client):
+    marker = "clean-" + new_request_id()
+    raw = ('{"model":"demo",  "messages":[{"role":"user","content":"' + marker + ' nothing to see"}],'
+           '"temperature":0.7}').encode()
+    status, _, _ = client.post("/v1/chat/completions", raw, raw=True)
+    assert status == 200
+    assert upstream_body(client, marker) == raw.decode()
+
+
+def test_openai_sdk_stream_shows_redacted_echo(demo_stack):
+    sdk = openai.OpenAI(base_url=demo_stack.base_url + "/v1", api_key=demo_token.mint("sdk-user"), max_retries=0)
+    stream = sdk.chat.completions.create(model="demo", stream=True,
+                                         messages=[{"role": "user", "content": f"mail {EMAIL} now"}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "mail [EMAIL_1] now"
+
+
+def block_config():
+    config = demo_plugin_config()
+    config["policies"]["standard"]["detectors"] = {"category:pii": "redact", "category:secret": "block"}
+    return config
+
+
+def test_block_action_returns_403_and_upstream_sees_nothing(make_stack):
+    client = Client(make_stack(block_config(), sidecar=False))
+    request_id = new_request_id()
+    marker = "block-" + request_id
+    status, headers, body = client.chat(f"{marker} key {AWS_KEY} card {CARD}", headers={"x-request-id": request_id})
+    assert status == 403
+    error = json.loads(body)["error"]
+    assert error["code"] == "aws_access_key_id"
+    assert AWS_KEY not in body.decode()
+    assert not any(marker in r["body"] for r in client.upstream_requests())
+    record = client.record_for(request_id)["meshguard"]
+    assert record["verdict"] == "block" and record["reason"] == "aws_access_key_id"
+
+
+def test_keywords_and_custom_detectors_from_config(make_stack):
+    config = demo_plugin_config()
+    config["detectors"] = {
+        "keywords": [{"id": "project_names", "words": ["Bluebird", "Project Falcon"]}],
+        "custom": [{"id": "employee_id", "pattern": r"\bEMP-[0-9]{6}\b", "label": "EMPLOYEE"}],
+    }
+    config["policies"]["standard"]["detectors"] = {"project_names": "block", "employee_id": "redact"}
+    client = Client(make_stack(config, sidecar=False))
+    status, _, body = client.chat("ask EMP-123456 about it")
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["content"] == "ask [EMPLOYEE_1] about it"
+    status, _, body = client.chat("status of project falcon?")
+    assert status == 403 and json.loads(body)["error"]["code"] == "project_names"
+    # Whole words only: no match inside another word.
+    status, _, _ = client.chat("bluebirds sing")
+    assert status == 200
+
+
+def group_config():
+    config = demo_plugin_config()
+    config["policies"]["finance"] = {"detectors": {"category:secret": "block", "category:pii": "redact"}}
+    config["policy_rules"] = [{"policy": "finance", "when": {"claim": "groups", "contains": "finance"}}]
+    return config
+
+
+def test_same_prompt_redacted_for_one_group_blocked_for_another(make_stack):
+    stack = make_stack(group_config(), sidecar=False)
+    prompt = f"use {AWS_KEY} please"
+    status, _, body = Client(stack, "eng", {"groups": ["eng"]}).chat(prompt)
+    assert status == 200
+    assert AWS_KEY not in json.loads(body)["choices"][0]["message"]["content"]
+    status, _, body = Client(stack, "fin", {"groups": ["finance"]}).chat(prompt)
+    assert status == 403 and json.loads(body)["error"]["code"] == "aws_access_key_id"
+
+
+@pytest.mark.parametrize("mutate, path", [
+    (lambda c: c["policies"]["standard"]["detectors"].update(no_such_detector="redact"),
+     "policies.standard.detectors.no_such_detector"),
+    (lambda c: c.update(detectors={"custom": [{"id": "lookaround", "pattern": "foo(?=bar)"}]}),
+     "detectors.custom[0].pattern"),
+])
+def test_bad_detector_config_fails_plugin_start(make_stack, mutate, path):
+    config = demo_plugin_config()
+    mutate(config)
+    assert_plugin_start_fails(make_stack, config, path)
