@@ -197,3 +197,41 @@ def test_remote_jwks_rotation_without_restart(make_stack):
 
     put_jwks(stack, [public_jwk(PRIVATE_PEM, demo_token.KID), public_jwk(OTHER_PEM, "meshguard-demo-2")])
     wait_for_status(client, rotated, 200, timeout=20)
+
+
+def rules_config():
+    config = demo_plugin_config()
+    config["policies"]["standard"].update(
+        models=["demo", "gpt-4o-mini*"], tools=["search"], max_output_tokens=256,
+        rate_limit={"requests_per_minute": 3})
+    return config
+
+
+def test_model_tool_and_token_rules(make_stack):
+    client = Client(make_stack(rules_config(), sidecar=False), subject="rules-user")
+    status, _, body = client.post("/v1/chat/completions", {"model": "gpt-4o-mini-2024", "messages": []})
+    assert status == 200, body
+    status, _, body = client.post("/v1/chat/completions", {"model": "gpt-5", "messages": []})
+    assert status == 403 and json.loads(body)["error"]["code"] == "model_not_allowed"
+    status, _, body = client.post("/v1/chat/completions", {
+        "model": "demo", "messages": [],
+        "tools": [{"type": "function", "function": {"name": "shell", "parameters": {}}}]})
+    assert status == 403 and json.loads(body)["error"]["code"] == "tool_not_allowed"
+    status, _, body = client.post("/v1/chat/completions", {"model": "demo", "messages": [], "max_tokens": 1000})
+    assert status == 400 and json.loads(body)["error"]["code"] == "max_tokens_too_large"
+
+
+def test_rate_limit_per_subject_answers_429_with_retry_after(make_stack):
+    stack = make_stack(rules_config(), sidecar=False)
+    busy, other = Client(stack, subject="busy-user"), Client(stack, subject="other-user")
+    # The window is a calendar minute: start near its beginning so all four
+    # requests fall into the same one.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    statuses = [busy.chat("again")[0] for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    status, headers, body = busy.chat("one too many")
+    assert status == 429
+    assert json.loads(body)["error"]["code"] == "rate_limited"
+    assert 1 <= int(headers.get("retry-after", headers.get("Retry-After"))) <= 60
+    assert other.chat("someone else")[0] == 200

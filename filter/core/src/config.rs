@@ -12,6 +12,8 @@ use serde::Deserialize;
 use crate::config_error::{join, ConfigError};
 use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
 use crate::identity::{AuthConfig, Authenticator, PolicyRule, PolicySelector};
+use crate::quota::RateLimitConfig;
+use crate::request_rules::RequestRules;
 
 /// The only configuration version this build understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -134,6 +136,23 @@ pub struct PolicyConfig {
     /// `limits.max_request_bytes`.
     #[serde(default)]
     pub max_request_bytes: Option<usize>,
+    /// Models this policy's callers may use (exact names, or prefixes ending
+    /// in `*`); absent: any model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Tools (function names) requests may offer the model; absent: any.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Largest `max_tokens` / `max_completion_tokens` / `max_output_tokens`
+    /// a request may ask for.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// Largest prompt, in estimated tokens (about 4 bytes of text each).
+    #[serde(default)]
+    pub max_prompt_tokens: Option<u64>,
+    /// Per-subject request rate and token budget, per Envoy instance.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// A policy ready for the data path: detectors compiled, limits resolved.
@@ -143,6 +162,8 @@ pub struct Policy {
     pub fail_mode: FailMode,
     pub sidecar_review: bool,
     pub max_request_bytes: usize,
+    pub rules: RequestRules,
+    pub rate_limit: RateLimitConfig,
     pub engine: PolicyEngine,
 }
 
@@ -249,6 +270,18 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
             None => config.limits.max_request_bytes,
         };
         let engine = PolicyEngine::compile(&config.detectors, &policy.detectors, &path)?;
+        for (field, list) in [("models", &policy.models), ("tools", &policy.tools)] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                return Err(ConfigError::new(join(&path, field), "an empty list allows nothing; omit it to allow any"));
+            }
+        }
+        for (field, value) in [("max_output_tokens", policy.max_output_tokens), ("max_prompt_tokens", policy.max_prompt_tokens)] {
+            if value == Some(0) {
+                return Err(ConfigError::new(join(&path, field), "must be at least 1 (omit it for no limit)"));
+            }
+        }
+        let rate_limit = policy.rate_limit.clone().unwrap_or_default();
+        rate_limit.validate(&join(&path, "rate_limit"))?;
         policies.insert(
             name.clone(),
             Policy {
@@ -256,6 +289,13 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 fail_mode: policy.fail_mode,
                 sidecar_review: policy.sidecar_review,
                 max_request_bytes,
+                rules: RequestRules {
+                    models: policy.models.clone(),
+                    tools: policy.tools.clone(),
+                    max_output_tokens: policy.max_output_tokens,
+                    max_prompt_tokens: policy.max_prompt_tokens,
+                },
+                rate_limit,
                 engine,
             },
         );

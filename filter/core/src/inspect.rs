@@ -119,7 +119,13 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
         }
     };
     let model = wire::model_of(&value);
+    if let Err(error) = policy.rules.check_request(&value) {
+        let mut refused = RequestInspection::refused(error, Verdict::Block);
+        refused.model = model;
+        return refused;
+    }
     let mut session = ScanSession::new("request");
+    let mut text_bytes = 0usize;
     let mut changed = false;
     let mut blocked: Option<String> = None;
     let mut texts = Vec::new();
@@ -127,6 +133,7 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
         if blocked.is_some() {
             return;
         }
+        text_bytes = text_bytes.saturating_add(text.len());
         match policy.engine.process(text, path, &mut session) {
             Processed::Unchanged => {}
             Processed::Rewritten(new_text) => {
@@ -144,6 +151,9 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
         );
     }
     let findings = session.take_findings();
+    if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new() };
+    }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
         return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new() };

@@ -16,3 +16,5 @@ pub mod inspect;
 pub mod wire;
 pub mod identity;
 pub mod review;
+pub mod quota;
+pub mod request_rules;

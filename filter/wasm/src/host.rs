@@ -77,3 +77,35 @@ pub fn set_filter_state(key: &str, value: &str) {
         log::warn!("could not set filter state {key}: {status:?}");
     }
 }
+
+/// Reads a shared-data value and writes `update`'s answer back with
+/// compare-and-swap, retrying when another worker wrote in between.
+/// `update` returns `None` to leave the value as it is. Returns whatever
+/// `update` decided last; after repeated conflicts the write is skipped
+/// (counting is best effort under heavy contention), never the request.
+pub fn update_shared<T>(key: &str, mut update: impl FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T)) -> Option<T> {
+    const ATTEMPTS: usize = 8;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let (value, cas) = match hostcalls::get_shared_data(key) {
+            Ok(found) => found,
+            Err(status) => {
+                log::warn!("shared data {key} unreadable: {status:?}");
+                return None;
+            }
+        };
+        let (store, outcome) = update(value.as_deref());
+        let Some(store) = store else {
+            return Some(outcome);
+        };
+        match hostcalls::set_shared_data(key, Some(&store), cas) {
+            Ok(()) => return Some(outcome),
+            Err(proxy_wasm::types::Status::CasMismatch) => last = Some(outcome),
+            Err(status) => {
+                log::warn!("shared data {key} not written: {status:?}");
+                return Some(outcome);
+            }
+        }
+    }
+    last
+}

@@ -9,6 +9,7 @@ use meshguard_core::buffer::{self, BufferStep};
 use meshguard_core::config::{FailMode, Policy};
 use meshguard_core::identity::{AuthMode, Authenticator};
 use meshguard_core::inspect::{self, Outcome};
+use meshguard_core::quota::{self, Quota};
 use meshguard_core::record::{DecisionRecord, Escalation, Verdict};
 use meshguard_core::review::{self, ReviewVerdict};
 use meshguard_core::{ClientError, CompiledConfig};
@@ -125,6 +126,50 @@ impl RequestFilter {
         host::set_filter_state(host::DECISION_PROPERTY, &self.record.to_json());
     }
 
+    /// Per-subject request rate and token budget (per Envoy instance).
+    fn enforce_quotas(&mut self) -> Result<(), Action> {
+        let Some(policy) = self.policy() else { return Ok(()) };
+        let limits = policy.rate_limit.clone();
+        let subject = self.record.subject.clone().unwrap_or_else(|| "anonymous".to_string());
+        let now_s = host::now_secs();
+        if let Some(per_minute) = limits.requests_per_minute {
+            let key = quota::key("rpm", &self.policy_name, &subject);
+            let decision = host::update_shared(&key, |stored| match quota::take_request(stored, now_s, per_minute) {
+                Quota::Allow { store } => (Some(store), None),
+                Quota::Deny { retry_after_s } => (None, Some(retry_after_s)),
+            });
+            if let Some(Some(retry_after_s)) = decision {
+                return Err(self.too_many("rate_limited", format!("more than {per_minute} requests per minute"), retry_after_s));
+            }
+        }
+        if let Some(per_hour) = limits.tokens_per_hour {
+            let key = quota::key("tph", &self.policy_name, &subject);
+            let stored = hostcalls::get_shared_data(&key).ok().and_then(|(value, _)| value);
+            if let Err(retry_after_s) = quota::check_budget(stored.as_deref(), now_s, per_hour) {
+                return Err(self.too_many("token_budget_exceeded", format!("the hourly budget of {per_hour} tokens is spent"), retry_after_s));
+            }
+        }
+        Ok(())
+    }
+
+    fn too_many(&mut self, code: &str, what: String, retry_after_s: u64) -> Action {
+        let error = ClientError::new(429, "rate_limit_error", code, format!("{what}; retry after {retry_after_s} s"));
+        let retry_after = retry_after_s.to_string();
+        self.refuse_with(error, Verdict::Block, &[("retry-after", retry_after.as_str())])
+    }
+
+    /// Adds the tokens a response reports to the subject's hourly budget.
+    fn spend_tokens(&self, tokens: u64) {
+        let Some(policy) = self.policy() else { return };
+        if policy.rate_limit.tokens_per_hour.is_none() || tokens == 0 {
+            return;
+        }
+        let subject = self.record.subject.clone().unwrap_or_else(|| "anonymous".to_string());
+        let key = quota::key("tph", &self.policy_name, &subject);
+        let now_s = host::now_secs();
+        host::update_shared(&key, |stored| (Some(quota::spend_tokens(stored, now_s, tokens)), ()));
+    }
+
     fn strip_internal_headers(&self) {
         for (name, _) in host::headers(MapType::HttpRequestHeaders) {
             if name.to_ascii_lowercase().starts_with(INTERNAL_HEADER_PREFIX) {
@@ -144,6 +189,9 @@ impl RequestFilter {
             return action;
         }
         self.record.policy = Some(self.policy_name.clone());
+        if let Err(action) = self.enforce_quotas() {
+            return action;
+        }
         self.content_type = request_header("content-type");
         host::set_header(MapType::HttpRequestHeaders, "x-meshguard-policy", Some(&self.policy_name));
 
