@@ -60,7 +60,11 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), free_port())
 
 
-def render_envoy_config(ports, plugin_config_text, access_log, wasm_path=WASM_PATH, template=ENVOY_TEMPLATE):
+DEMO_JWKS = ROOT / "envoy" / "demo-keys" / "public.jwks.json"
+
+
+def render_envoy_config(ports, plugin_config_text, access_log, wasm_path=WASM_PATH, template=ENVOY_TEMPLATE,
+                        pre_filters=None):
     """Fills in the template's double-brace values. The plugin configuration goes in as
     a JSON string literal, which is also a valid YAML double-quoted scalar."""
     text = Path(template).read_text()
@@ -72,9 +76,12 @@ def render_envoy_config(ports, plugin_config_text, access_log, wasm_path=WASM_PA
         "WASM_PATH": str(wasm_path),
         "ACCESS_LOG": str(access_log),
         "PLUGIN_CONFIG": json.dumps(plugin_config_text),
+        "PRE_FILTERS": Path(pre_filters).read_text() if pre_filters else "",
     }
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
+    # Values that may appear inside the inserted filters.
+    text = text.replace("{{DEMO_JWKS}}", json.dumps(DEMO_JWKS.read_text()))
     if "{{" in text:
         raise ValueError("unrendered placeholder left in " + str(template))
     return text
@@ -123,6 +130,7 @@ class Stack:
     plugin_config_text: str = ""
     sidecar_plugin_config: Path = PLUGIN_CONFIG
     envoy_concurrency: int = 1
+    pre_filters: Path = None
     processes: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -167,7 +175,8 @@ class Stack:
 
     def envoy_config_path(self):
         path = self.run_dir / "envoy.yaml"
-        path.write_text(render_envoy_config(self.ports, self.plugin_config_text, self.access_log))
+        path.write_text(render_envoy_config(self.ports, self.plugin_config_text, self.access_log,
+                                            pre_filters=self.pre_filters))
         return path
 
     def start_envoy(self, wait=True):
@@ -221,7 +230,11 @@ def run_demo():
     run_dir = ROOT / ".run"
     for name in ("envoy.log", "access.log", "sidecar.log", "upstream.log", "envoy.stdout.log"):
         (run_dir / name).unlink(missing_ok=True)
-    stack = Stack(ports, run_dir, envoy_concurrency=int(os.environ.get("MESHGUARD_ENVOY_CONCURRENCY", 2)))
+    plugin_config = Path(os.environ.get("MESHGUARD_PLUGIN_CONFIG", PLUGIN_CONFIG))
+    pre_filters = os.environ.get("MESHGUARD_PRE_FILTERS")
+    stack = Stack(ports, run_dir, plugin_config_text=plugin_config.read_text(), sidecar_plugin_config=plugin_config,
+                  envoy_concurrency=int(os.environ.get("MESHGUARD_ENVOY_CONCURRENCY", 2)),
+                  pre_filters=ROOT / pre_filters if pre_filters else None)
     stopping = False
 
     def on_signal(signum, _frame):

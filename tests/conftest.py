@@ -100,10 +100,10 @@ def make_stack(tmp_path_factory):
     """Starts a stack with a given plugin configuration; stops all at teardown."""
     started = []
 
-    def start(plugin_config=None, sidecar=True, wait_envoy=True):
+    def start(plugin_config=None, sidecar=True, wait_envoy=True, pre_filters=None):
         run_dir = tmp_path_factory.mktemp("stack")
         text = json.dumps(plugin_config) if isinstance(plugin_config, dict) else (plugin_config or "")
-        stack = stack_mod.Stack(stack_mod.Ports.free(), run_dir, plugin_config_text=text)
+        stack = stack_mod.Stack(stack_mod.Ports.free(), run_dir, plugin_config_text=text, pre_filters=pre_filters)
         started.append(stack)
         stack.start_upstream()
         if sidecar:

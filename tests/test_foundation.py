@@ -13,15 +13,21 @@ from conftest import ROOT, Client, assert_plugin_start_fails, demo_plugin_config
 
 
 def test_every_envoy_config_validates(tmp_path):
-    configs = sorted((ROOT / "envoy").glob("*.yaml"))
-    assert configs, "no Envoy configs found"
-    for config in configs:
-        rendered = tmp_path / config.name
+    """Full bootstraps are templates; `*-filter.yaml` files are filters that
+    go in front of meshguard, validated inside the demo bootstrap."""
+    envoy_dir = ROOT / "envoy"
+    snippets = sorted(envoy_dir.glob("*-filter.yaml"))
+    templates = sorted(set(envoy_dir.glob("*.yaml")) - set(snippets))
+    assert templates and snippets, "no Envoy configs found"
+    cases = [(t, None) for t in templates] + [(stack_mod.ENVOY_TEMPLATE, s) for s in snippets]
+    for template, snippet in cases:
+        rendered = tmp_path / f"{template.stem}-{snippet.stem if snippet else 'plain'}.yaml"
         rendered.write_text(stack_mod.render_envoy_config(
-            stack_mod.Ports(), stack_mod.PLUGIN_CONFIG.read_text(), tmp_path / "access.log", template=config))
+            stack_mod.Ports(), stack_mod.PLUGIN_CONFIG.read_text(), tmp_path / "access.log", template=template,
+            pre_filters=snippet))
         result = subprocess.run([stack_mod.envoy_binary(), "--mode", "validate", "-c", str(rendered)],
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, f"{config.name}:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, f"{rendered.name}:\n{result.stdout}\n{result.stderr}"
 
 
 def test_chat_request_passes_and_reply_echoes_it(client):

@@ -235,3 +235,28 @@ def test_rate_limit_per_subject_answers_429_with_retry_after(make_stack):
     assert json.loads(body)["error"]["code"] == "rate_limited"
     assert 1 <= int(headers.get("retry-after", headers.get("Retry-After"))) <= 60
     assert other.chat("someone else")[0] == 200
+
+
+def test_trusted_metadata_mode_reads_claims_verified_by_envoy_jwt_authn(make_stack):
+    """Envoy's jwt_authn verifies; meshguard takes the claims from dynamic
+    metadata, still checks issuer and audience, and still refuses requests
+    that arrive without verified claims."""
+    config = demo_plugin_config()
+    config["auth"] = {"mode": "trusted_metadata", "issuer": demo_token.ISSUER, "audiences": ["meshguard"],
+                      "metadata": {"namespace": "envoy.filters.http.jwt_authn", "payload_key": "jwt_payload"}}
+    config["policies"]["finance"] = {"detectors": {}}
+    config["policy_rules"] = [{"policy": "finance", "when": {"claim": "groups", "contains": "finance"}}]
+    from conftest import ROOT
+    stack = make_stack(config, sidecar=False, pre_filters=ROOT / "envoy" / "jwt-authn-filter.yaml")
+    client = Client(stack, subject="meta-user", claims={"groups": ["finance"], "tenant": "acme"})
+    request_id = new_request_id()
+    status, _, body = client.chat("verified by envoy", headers={"x-request-id": request_id})
+    assert status == 200, body
+    record = client.record_for(request_id)["meshguard"]
+    assert (record["subject"], record["tenant"], record["policy"]) == ("meta-user", "acme", "finance")
+    # No token: jwt_authn lets it through without metadata; meshguard refuses.
+    status, _, body = client.chat("anonymous", token=None)
+    assert status == 401 and json.loads(body)["error"]["code"] == "token_missing"
+    # A forged token fails jwt_authn's signature check: no metadata, 401.
+    status, _, _ = client.chat("forged", token=signed(claims(), key=OTHER_PEM))
+    assert status == 401

@@ -72,6 +72,21 @@ pub fn send_error(error: &ClientError, extra_headers: &[(&str, &str)]) {
     }
 }
 
+/// A dynamic-metadata namespace as JSON; empty when absent or unreadable.
+pub fn dynamic_metadata_json(namespace: &str) -> Vec<u8> {
+    let Ok(Some(bytes)) = hostcalls::get_property(vec!["metadata"]) else {
+        return Vec::new();
+    };
+    match meshguard_core::protobuf_struct::decode_filter_metadata(&bytes, namespace) {
+        Ok(Some(value)) => serde_json::to_vec(&value).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(err) => {
+            log::warn!("dynamic metadata unreadable: {}", err.0);
+            Vec::new()
+        }
+    }
+}
+
 pub fn set_filter_state(key: &str, value: &str) {
     if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
         log::warn!("could not set filter state {key}: {status:?}");

@@ -91,12 +91,21 @@ impl RequestFilter {
             return Ok(());
         };
         let mode = auth.borrow().mode();
-        if mode == AuthMode::None {
-            return Ok(());
-        }
-        let headers: Vec<(String, String)> =
-            host::headers(MapType::HttpRequestHeaders).into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
-        let verified = auth.borrow_mut().authenticate(&headers, host::now_secs());
+        let verified = match mode {
+            AuthMode::None => return Ok(()),
+            AuthMode::Jwt => {
+                let headers: Vec<(String, String)> = host::headers(MapType::HttpRequestHeaders)
+                    .into_iter()
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                    .collect();
+                auth.borrow_mut().authenticate(&headers, host::now_secs())
+            }
+            AuthMode::TrustedMetadata => {
+                let auth = auth.borrow();
+                let claims = host::dynamic_metadata_json(auth.metadata_location().0);
+                auth.authenticate_metadata(&claims, host::now_secs())
+            }
+        };
         match verified {
             Ok(identity) => {
                 self.policy_name = self.config.selector.select(Some(&identity)).to_string();

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use meshguard_core::identity::{AuthMode, Authenticator};
+use meshguard_core::identity::Authenticator;
 use meshguard_core::CompiledConfig;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -93,10 +93,6 @@ impl RootContext for MeshguardRoot {
             config.config_hash
         );
         self.auth = config.authenticator.take().map(|auth| Rc::new(RefCell::new(auth)));
-        if self.auth.as_ref().is_some_and(|auth| auth.borrow().mode() == AuthMode::TrustedMetadata) {
-            log::error!("invalid meshguard configuration at `auth.mode`: `trusted_metadata` is not available in this build of the filter; use `jwt`");
-            return false;
-        }
         self.config = Some(Rc::new(config));
         if self.auth.as_ref().is_some_and(|auth| auth.borrow().remote_jwks().is_some()) {
             if let Err(status) = hostcalls::set_tick_period(JWKS_TICK) {
