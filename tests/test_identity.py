@@ -199,11 +199,10 @@ def test_remote_jwks_rotation_without_restart(make_stack):
     wait_for_status(client, rotated, 200, timeout=20)
 
 
-def rules_config():
+def rules_config(**extra):
     config = demo_plugin_config()
-    config["policies"]["standard"].update(
-        models=["demo", "gpt-4o-mini*"], tools=["search"], max_output_tokens=256,
-        rate_limit={"requests_per_minute": 3})
+    config["policies"]["standard"].update(models=["demo", "gpt-4o-mini*"], tools=["search"], max_output_tokens=256,
+                                          **extra)
     return config
 
 
@@ -222,7 +221,7 @@ def test_model_tool_and_token_rules(make_stack):
 
 
 def test_rate_limit_per_subject_answers_429_with_retry_after(make_stack):
-    stack = make_stack(rules_config(), sidecar=False)
+    stack = make_stack(rules_config(rate_limit={"requests_per_minute": 3}), sidecar=False)
     busy, other = Client(stack, subject="busy-user"), Client(stack, subject="other-user")
     # The window is a calendar minute: start near its beginning so all four
     # requests fall into the same one.

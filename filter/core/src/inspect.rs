@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::client_error::ClientError;
 use crate::config::Policy;
 use crate::detect::{Processed, ScanSession};
+use crate::dialect::Dialect;
 use crate::record::{FindingRecord, Verdict};
 use crate::wire;
 
@@ -29,6 +30,10 @@ pub struct RequestInspection {
     pub findings: Vec<FindingRecord>,
     /// The texts after this policy's rewrites, for a sidecar second opinion.
     pub texts: Vec<String>,
+    pub dialect: Dialect,
+    /// The request's scan state: placeholder numbering and the `tokenize`
+    /// vault, which the response side needs to restore originals.
+    pub session: ScanSession,
 }
 
 impl RequestInspection {
@@ -40,7 +45,13 @@ impl RequestInspection {
             model: None,
             findings: Vec::new(),
             texts: Vec::new(),
+            dialect: Dialect::Unknown,
+            session: ScanSession::new("request"),
         }
+    }
+
+    fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
+        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session }
     }
 }
 
@@ -82,15 +93,16 @@ pub fn check_content_encoding(content_encoding: Option<&str>) -> Option<ClientEr
     ))
 }
 
-/// Inspects a complete request body.
-pub fn inspect_request(policy: &Policy, content_type: Option<&str>, body: &[u8]) -> RequestInspection {
+/// Inspects a complete request body sent to `path`.
+pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, body: &[u8]) -> RequestInspection {
     if body.is_empty() {
-        return RequestInspection { outcome: Outcome::Forward, verdict: Verdict::Allow, reason: None, model: None, findings: Vec::new(), texts: Vec::new() };
+        let dialect = Dialect::detect(path, None);
+        return RequestInspection::forward(Verdict::Allow, Vec::new(), dialect, ScanSession::new("request"));
     }
     match body_kind(content_type) {
-        BodyKind::Json => inspect_json(policy, body),
+        BodyKind::Json => inspect_json(policy, path, body),
         BodyKind::Text => match std::str::from_utf8(body) {
-            Ok(text) => inspect_text(policy, text),
+            Ok(text) => inspect_text(policy, path, text),
             Err(_) => RequestInspection::refused(
                 ClientError::new(400, "invalid_request_error", "invalid_encoding", "request body is not valid UTF-8"),
                 Verdict::Reject,
@@ -108,7 +120,7 @@ pub fn inspect_request(policy: &Policy, content_type: Option<&str>, body: &[u8])
     }
 }
 
-fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
+fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     let mut value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(err) => {
@@ -119,6 +131,7 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
         }
     };
     let model = wire::model_of(&value);
+    let dialect = Dialect::detect(path, Some(&value));
     if let Err(error) = policy.rules.check_request(&value) {
         let mut refused = RequestInspection::refused(error, Verdict::Block);
         refused.model = model;
@@ -152,11 +165,11 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
     }
     let findings = session.take_findings();
     if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new() };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session };
     }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
-        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new() };
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session };
     }
     let (outcome, verdict) = if changed {
         match serde_json::to_vec(&value) {
@@ -171,33 +184,32 @@ fn inspect_json(policy: &Policy, body: &[u8]) -> RequestInspection {
     } else {
         (Outcome::Forward, Verdict::Log)
     };
-    RequestInspection { outcome, verdict, reason: None, model, findings, texts }
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session }
 }
 
-fn inspect_text(policy: &Policy, text: &str) -> RequestInspection {
+fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {
     let mut session = ScanSession::new("request");
     let processed = policy.engine.process(text, "", &mut session);
     let findings = session.take_findings();
+    let dialect = Dialect::detect(path, None);
+    let mut inspection = RequestInspection::forward(Verdict::Allow, findings, dialect, session);
     match processed {
         Processed::Unchanged => {
-            let verdict = if findings.is_empty() { Verdict::Allow } else { Verdict::Log };
-            RequestInspection { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: vec![text.to_string()] }
+            if !inspection.findings.is_empty() {
+                inspection.verdict = Verdict::Log;
+            }
+            inspection.texts = vec![text.to_string()];
         }
-        Processed::Rewritten(new_text) => RequestInspection {
-            outcome: Outcome::Rewrite(new_text.as_bytes().to_vec()),
-            verdict: Verdict::Modify,
-            reason: None,
-            model: None,
-            findings,
-            texts: vec![new_text],
-        },
-        Processed::Blocked { detector_id } => RequestInspection {
-            outcome: Outcome::Refuse(ClientError::blocked(&detector_id)),
-            reason: Some(detector_id),
-            verdict: Verdict::Block,
-            model: None,
-            findings,
-            texts: Vec::new(),
-        },
+        Processed::Rewritten(new_text) => {
+            inspection.outcome = Outcome::Rewrite(new_text.as_bytes().to_vec());
+            inspection.verdict = Verdict::Modify;
+            inspection.texts = vec![new_text];
+        }
+        Processed::Blocked { detector_id } => {
+            inspection.outcome = Outcome::Refuse(ClientError::blocked(&detector_id));
+            inspection.reason = Some(detector_id);
+            inspection.verdict = Verdict::Block;
+        }
     }
+    inspection
 }

@@ -18,4 +18,8 @@ pub mod identity;
 pub mod review;
 pub mod quota;
 pub mod request_rules;
+pub mod sse;
+pub mod stream;
+pub mod response;
+pub mod dialect;
 pub mod protobuf_struct;

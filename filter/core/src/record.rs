@@ -110,8 +110,12 @@ pub struct DecisionRecord {
     pub degraded: bool,
     pub findings: Vec<FindingRecord>,
     pub escalations: Vec<Escalation>,
+    /// The API dialect recognised from the route and body.
+    pub dialect: Option<&'static str>,
     pub request_bytes: usize,
     pub response_bytes: usize,
+    /// Token usage as the upstream reported it (streamed usage included).
+    pub usage: Option<crate::dialect::Usage>,
     /// Time spent inside meshguard's callbacks for this request.
     pub added_latency_us: u64,
 }

@@ -34,6 +34,8 @@ pub fn now() -> SystemTime {
     hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
 }
 
+/// Only valid inside that map's own callback: the SDK aborts the VM when
+/// the host refuses a read (e.g. response headers during the body).
 pub fn header(map: MapType, name: &str) -> Option<String> {
     hostcalls::get_map_value(map, name).ok().flatten()
 }

@@ -7,11 +7,15 @@ use std::time::{Duration, SystemTime};
 
 use meshguard_core::buffer::{self, BufferStep};
 use meshguard_core::config::{FailMode, Policy};
+use meshguard_core::detect::ScanSession;
+use meshguard_core::dialect::{Dialect, Usage};
 use meshguard_core::identity::{AuthMode, Authenticator};
 use meshguard_core::inspect::{self, Outcome};
 use meshguard_core::quota::{self, Quota};
 use meshguard_core::record::{DecisionRecord, Escalation, Verdict};
+use meshguard_core::response;
 use meshguard_core::review::{self, ReviewVerdict};
+use meshguard_core::stream::{StreamFilter, StreamLimits, StreamOutput};
 use meshguard_core::{ClientError, CompiledConfig};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -23,14 +27,14 @@ use crate::host;
 /// to forge them, so they are removed from every incoming request.
 const INTERNAL_HEADER_PREFIX: &str = "x-meshguard-";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResponseMode {
     /// Not yet known (before response headers).
     Pending,
     /// Buffered whole, up to the response cap, then inspected.
     Buffered,
-    /// Server-sent events: passed on event by event.
-    Streaming,
+    /// Server-sent events: redacted event by event, holding back only what
+    /// could still become a match.
+    Streaming(Box<StreamFilter>),
 }
 
 pub struct RequestFilter {
@@ -46,6 +50,12 @@ pub struct RequestFilter {
     response_mode: ResponseMode,
     /// A sidecar review in flight: when it was sent.
     review_sent_at: Option<SystemTime>,
+    dialect: Dialect,
+    /// The request's scan state (the `tokenize` vault), for the response.
+    request_scan: Option<ScanSession>,
+    /// Kept from the response headers: header maps can only be read in
+    /// their own callback (the SDK aborts the VM on a read at another time).
+    response_content_type: Option<String>,
 }
 
 impl RequestFilter {
@@ -62,6 +72,9 @@ impl RequestFilter {
             replied: false,
             response_mode: ResponseMode::Pending,
             review_sent_at: None,
+            dialect: Dialect::Unknown,
+            request_scan: None,
+            response_content_type: None,
         }
     }
 
@@ -203,6 +216,9 @@ impl RequestFilter {
         }
         self.content_type = request_header("content-type");
         host::set_header(MapType::HttpRequestHeaders, "x-meshguard-policy", Some(&self.policy_name));
+        // A compressed answer could not be scanned: ask the upstream for an
+        // uncompressed one (a compressed answer is refused at its headers).
+        host::set_header(MapType::HttpRequestHeaders, "accept-encoding", Some("identity"));
 
         if end_of_stream {
             return Action::Continue;
@@ -235,7 +251,10 @@ impl RequestFilter {
         }
         self.record.request_bytes = body_size;
         let body = host::body(BufferType::HttpRequestBody, body_size);
-        let inspection = inspect::inspect_request(policy, self.content_type.as_deref(), &body);
+        let inspection = inspect::inspect_request(policy, &self.record.route.path, self.content_type.as_deref(), &body);
+        self.dialect = inspection.dialect;
+        self.record.dialect = Some(inspection.dialect.as_str());
+        self.request_scan = Some(inspection.session);
         self.record.model = inspection.model;
         self.record.findings.extend(inspection.findings);
         self.record.verdict.escalate(inspection.verdict);
@@ -334,24 +353,38 @@ impl RequestFilter {
         if self.replied {
             return Action::Continue;
         }
-        let content_type = host::header(MapType::HttpResponseHeaders, "content-type").unwrap_or_default();
-        self.response_mode = if content_type.to_ascii_lowercase().starts_with("text/event-stream") {
-            ResponseMode::Streaming
-        } else {
-            ResponseMode::Buffered
-        };
         if end_of_stream {
             self.publish_record();
             return Action::Continue;
         }
-        // Envoy 1.40 does not deliver the body to a filter that paused the
-        // response headers, so an oversized response must be caught here,
-        // while the headers can still be replaced by an error reply.
-        let cap = self.config.limits.max_response_bytes;
-        let declared = host::header(MapType::HttpResponseHeaders, "content-length");
-        if self.response_mode == ResponseMode::Buffered && buffer::declared_too_large(declared.as_deref(), cap) {
-            return self.refuse(response_too_large(cap), Verdict::Reject);
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.policy(&self.policy_name) else {
+            return self.refuse(ClientError::unavailable("policy_missing", "no policy applies to this request"), Verdict::Unavailable);
+        };
+        let cap = config.limits.max_response_bytes;
+        let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name);
+        if let Some(error) = inspect::check_content_encoding(response_header("content-encoding").as_deref()) {
+            let error = ClientError::response_rejected(&error.code, "the upstream answered with a compressed body, which cannot be inspected");
+            return self.refuse(error, Verdict::Reject);
         }
+        self.response_content_type = response_header("content-type");
+        let content_type = self.response_content_type.clone().unwrap_or_default();
+        if content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+            let dialect = self.dialect;
+            let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));
+            let limits = StreamLimits::for_engine(&policy.engine, cap);
+            self.response_mode = ResponseMode::Streaming(Box::new(StreamFilter::new(dialect, vault, limits)));
+        } else {
+            // Envoy 1.40 does not deliver the body to a filter that paused the
+            // response headers, so an oversized response must be caught here,
+            // while the headers can still be replaced by an error reply.
+            if buffer::declared_too_large(response_header("content-length").as_deref(), cap) {
+                return self.refuse(response_too_large(cap), Verdict::Reject);
+            }
+            self.response_mode = ResponseMode::Buffered;
+        }
+        // The body may be rewritten to another length.
+        host::set_header(MapType::HttpResponseHeaders, "content-length", None);
         Action::Continue
     }
 
@@ -359,26 +392,102 @@ impl RequestFilter {
         if self.replied {
             return Action::Continue;
         }
-        match self.response_mode {
-            ResponseMode::Streaming | ResponseMode::Pending => {
-                self.record.response_bytes = self.record.response_bytes.saturating_add(body_size);
-                if end_of_stream {
-                    self.publish_record();
+        match std::mem::replace(&mut self.response_mode, ResponseMode::Pending) {
+            ResponseMode::Streaming(mut stream) => {
+                let action = self.on_stream_chunk(&mut stream, body_size, end_of_stream);
+                self.response_mode = ResponseMode::Streaming(stream);
+                action
+            }
+            ResponseMode::Buffered => {
+                self.response_mode = ResponseMode::Buffered;
+                match buffer::next_step(body_size, end_of_stream, self.config.limits.max_response_bytes) {
+                    BufferStep::Wait => Action::Pause,
+                    // Headers are already on their way: the stream is reset,
+                    // and the unscanned body never reaches the client.
+                    BufferStep::TooLarge => self.refuse(response_too_large(self.config.limits.max_response_bytes), Verdict::Reject),
+                    BufferStep::Inspect => self.inspect_response_body(body_size),
                 }
+            }
+            ResponseMode::Pending => {
+                self.record.response_bytes = self.record.response_bytes.saturating_add(body_size);
                 Action::Continue
             }
-            ResponseMode::Buffered => match buffer::next_step(body_size, end_of_stream, self.config.limits.max_response_bytes) {
-                BufferStep::Wait => Action::Pause,
-                // Headers are already on their way: the stream is reset, and
-                // the unscanned body never reaches the client.
-                BufferStep::TooLarge => self.refuse(response_too_large(self.config.limits.max_response_bytes), Verdict::Reject),
-                BufferStep::Inspect => {
-                    self.record.response_bytes = body_size;
-                    self.publish_record();
-                    Action::Continue
-                }
-            },
         }
+    }
+
+    /// One chunk of an SSE stream: what may be released replaces the chunk.
+    fn on_stream_chunk(&mut self, stream: &mut StreamFilter, body_size: usize, end_of_stream: bool) -> Action {
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.policy(&self.policy_name) else {
+            return Action::Continue;
+        };
+        self.record.response_bytes = self.record.response_bytes.saturating_add(body_size);
+        let chunk = host::body(BufferType::HttpResponseBody, body_size);
+        let mut out = stream.push(&policy.engine, &chunk);
+        if end_of_stream {
+            let last = stream.finish(&policy.engine);
+            out.bytes_to_emit.extend_from_slice(&last.bytes_to_emit);
+            out.blocked = out.blocked.or(last.blocked);
+            out.usage = last.usage.or(out.usage);
+        }
+        self.note_stream_output(&out);
+        host::replace_body(BufferType::HttpResponseBody, body_size, &out.bytes_to_emit);
+        if end_of_stream {
+            self.record.findings.extend(stream.take_findings());
+            if stream.rewritten() {
+                self.record.verdict.escalate(Verdict::Modify);
+            }
+            if let Some(usage) = stream.usage() {
+                self.note_usage(usage);
+            }
+            self.publish_record();
+        }
+        Action::Continue
+    }
+
+    fn note_stream_output(&mut self, out: &StreamOutput) {
+        if let Some(block) = &out.blocked {
+            self.record.verdict.escalate(if block.by_detector { Verdict::Block } else { Verdict::Reject });
+            self.record.reason = Some(block.code.clone());
+        }
+    }
+
+    fn note_usage(&mut self, usage: Usage) {
+        self.record.usage = Some(usage);
+        if let Some(total) = usage.total() {
+            self.spend_tokens(total);
+        }
+    }
+
+    /// A whole non-streamed response: forwarded, rewritten, or refused.
+    fn inspect_response_body(&mut self, body_size: usize) -> Action {
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.policy(&self.policy_name) else {
+            return Action::Continue;
+        };
+        self.record.response_bytes = body_size;
+        let body = host::body(BufferType::HttpResponseBody, body_size);
+        let content_type = self.response_content_type.clone();
+        let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));
+        let inspection = response::inspect_response(self.dialect, &policy.engine, &vault, content_type.as_deref(), &body);
+        self.record.findings.extend(inspection.findings);
+        if let Some(usage) = inspection.usage {
+            self.note_usage(usage);
+        }
+        match inspection.outcome {
+            Outcome::Forward => {
+                self.record.verdict.escalate(inspection.verdict);
+            }
+            Outcome::Rewrite(new_body) => {
+                self.record.verdict.escalate(inspection.verdict);
+                host::replace_body(BufferType::HttpResponseBody, body_size, &new_body);
+            }
+            // The status line has gone out already: the stream is reset and
+            // the client never receives the refused body.
+            Outcome::Refuse(error) => return self.refuse(error, inspection.verdict),
+        }
+        self.publish_record();
+        Action::Continue
     }
 
     fn timed<T>(&mut self, step: impl FnOnce(&mut Self) -> T) -> T {

@@ -20,6 +20,7 @@ use super::fingerprint::{FingerprintKey, MIN_KEY_BYTES};
 use super::keywords::{self, KeywordPattern};
 use super::normalize::{normalize, normalize_word, NormalizeConfig};
 use super::session::ScanSession;
+use super::stream::{Hold, HoldInputs, StreamStep};
 use super::trigger::Triggers;
 use super::validate::Validator;
 use super::DetectorsConfig;
@@ -81,6 +82,8 @@ pub struct PolicyEngine {
     keyword_patterns: Vec<KeywordPattern>,
     key: Option<FingerprintKey>,
     normalize: NormalizeConfig,
+    /// What [`Self::process_stream`] holds back.
+    hold: Hold,
 }
 
 /// A confirmed hit, before overlap resolution.
@@ -265,6 +268,7 @@ impl PolicyEngine {
             keyword_patterns: Vec::new(),
             key,
             normalize: cfg.normalize.clone(),
+            hold: Hold::build(HoldInputs { sources: &[], keywords: Vec::new(), context_window: 0, private_key: false, escapes: false, window: 1, decode: None }),
         };
         let mut union_sources: Vec<String> = Vec::new();
         let mut union_case_insensitive = Vec::new();
@@ -321,13 +325,13 @@ impl PolicyEngine {
             engine.detectors.push(Detector { id: def.id.to_string(), category: def.category, label, spec, priority, validator, context });
         }
 
-        if !union_sources.is_empty() {
-            // Case-insensitivity of custom patterns is per pattern: wrap them.
-            let sources: Vec<String> = union_sources
-                .iter()
-                .zip(&union_case_insensitive)
-                .map(|(s, ci)| if *ci { format!("(?i:{s})") } else { s.clone() })
-                .collect();
+        // Case-insensitivity of custom patterns is per pattern: wrap them.
+        let sources: Vec<String> = union_sources
+            .iter()
+            .zip(&union_case_insensitive)
+            .map(|(s, ci)| if *ci { format!("(?i:{s})") } else { s.clone() })
+            .collect();
+        if !sources.is_empty() {
             let union = meta::Builder::new()
                 .configure(meta_config().match_kind(MatchKind::All))
                 .build_many(&sources)
@@ -338,6 +342,16 @@ impl PolicyEngine {
         if !engine.keyword_patterns.is_empty() {
             engine.keywords = Some(keywords::build(&engine.keyword_patterns, &sel_path)?);
         }
+        let n = &engine.normalize;
+        engine.hold = Hold::build(HoldInputs {
+            sources: &sources,
+            keywords: engine.keyword_patterns.iter().map(|k| k.word.clone()).collect(),
+            context_window: engine.detectors.iter().filter_map(|d| d.context.as_ref().map(|c| c.window)).max().unwrap_or(0),
+            private_key: engine.detectors.iter().any(|d| d.validator == Validator::PrivateKey),
+            escapes: n.escapes,
+            window: n.window_bytes,
+            decode: (n.decode_depth > 0).then(|| (n.min_encoded_len, n.max_decoded_bytes.saturating_mul(4) / 3 + 4)),
+        });
         Ok(engine)
     }
 
@@ -367,7 +381,7 @@ impl PolicyEngine {
             .filter(|c| self.detectors.get(c.detector).is_some_and(|d| d.spec.action == Action::Block))
             .min_by_key(|c| c.start);
 
-        self.record(text, field, &kept, blocked, session);
+        self.record(field, &kept, blocked, session, 0, None);
         if let Some(b) = blocked {
             let id = self.detectors.get(b.detector).map(|d| d.id.clone()).unwrap_or_default();
             return Processed::Blocked { detector_id: id };
@@ -383,6 +397,86 @@ impl PolicyEngine {
             .into_iter()
             .filter_map(|c| self.detectors.get(c.detector).map(|d| (d.id.as_str(), c.start, c.end)))
             .collect()
+    }
+
+    /// Incremental scanning of a text that arrives in pieces (an LLM answer
+    /// streamed as SSE deltas). `pending` is the text received but not yet
+    /// released (what the previous step did not consume, then the new
+    /// piece); `is_final` says no more will come.
+    ///
+    /// Applies every finding that lies entirely inside the released part
+    /// exactly as [`Self::process`] would on the whole text: same actions,
+    /// placeholders numbered by `session`, one record per detector and
+    /// field. Offsets are relative to the whole stream: the session tracks,
+    /// per `field`, how many bytes were consumed before. Only what could
+    /// still grow into a match is held back (see [`super::stream`]), never
+    /// more than [`Self::stream_hold_bound`] bytes per rule; `consumed` is
+    /// always a UTF-8 boundary and all of `pending` when `is_final`.
+    ///
+    /// Work per call is linear in the held tail plus the new text. Where it
+    /// can differ from `process` on the whole text: texts above
+    /// `normalize.window_bytes` (both scan in windows, cut in different
+    /// places), and the decode budget, which is per call here.
+    pub fn process_stream(&self, pending: &str, is_final: bool, field: &str, session: &mut ScanSession) -> StreamStep {
+        let mut state = session.streams.remove(field).unwrap_or_default();
+        let ctx_len = state.context.len();
+        let mut buf = String::with_capacity(ctx_len + pending.len());
+        buf.push_str(&state.context);
+        buf.push_str(pending);
+
+        let found = if self.is_empty() { Vec::new() } else { self.find(&buf) };
+        let mut cut = if is_final || self.is_empty() { buf.len() } else { self.stream_cut(&buf, ctx_len, &mut state) };
+        // A finding is released whole or not at all.
+        while let Some(c) = found.iter().filter(|c| c.start < cut && c.end > cut).map(|c| c.start).min() {
+            cut = c;
+        }
+        let cut = floor_boundary(&buf, cut.max(ctx_len));
+        let inside = |c: &Candidate| c.start >= ctx_len && c.end <= cut;
+        let shift = |c: &Candidate| Candidate { start: c.start - ctx_len, end: c.end - ctx_len, ..c.clone() };
+        let kept: Vec<Candidate> = resolve_overlaps(&found, &self.detectors).iter().filter(|c| inside(c)).map(shift).collect();
+        let blocked = found
+            .iter()
+            .filter(|c| inside(c) && self.detectors.get(c.detector).is_some_and(|d| d.spec.action == Action::Block))
+            .min_by_key(|c| c.start)
+            .map(shift);
+        let released = buf.get(ctx_len..cut).unwrap_or("");
+
+        self.record(field, &kept, blocked.as_ref(), session, state.base, Some(&mut state.records));
+        if let Some(b) = blocked {
+            let id = self.detectors.get(b.detector).map(|d| d.id.clone()).unwrap_or_default();
+            return StreamStep { release: String::new(), consumed: pending.len(), blocked: Some(id) };
+        }
+        let release = match self.rewrite(released, &kept, session) {
+            Processed::Rewritten(s) => s,
+            Processed::Unchanged | Processed::Blocked { .. } => released.to_string(),
+        };
+        let consumed = cut - ctx_len;
+        if !is_final {
+            state.base += consumed;
+            let keep_from = floor_boundary(&buf, cut.saturating_sub(self.hold.context));
+            state.context = buf.get(keep_from..cut).unwrap_or("").to_string();
+            session.streams.insert(field.to_string(), state);
+        }
+        StreamStep { release, consumed, blocked: None }
+    }
+
+    /// The most bytes [`Self::process_stream`] holds back for one rule:
+    /// the longest match any selected pattern can produce (capped by
+    /// `normalize.window_bytes`), 16 KiB past a PEM header, the longest
+    /// encoded run the decode budget takes.
+    pub fn stream_hold_bound(&self) -> usize {
+        self.hold.bound()
+    }
+
+    /// Where to cut `buf` (look-behind `[0, ctx_len)`, then pending).
+    fn stream_cut(&self, buf: &str, ctx_len: usize, state: &mut super::stream::StreamState) -> usize {
+        let norm = normalize(buf, &self.normalize);
+        let from = norm.map.to_normalized(ctx_len, norm.text.len());
+        let hold = self.hold.hold_point(&norm.text, from, state);
+        if hold >= norm.text.len() {
+            return buf.len();
+        }
+        norm.to_original(hold, hold).0
     }
 
     /// All confirmed candidates, in windows that bound memory per text.
@@ -492,7 +586,18 @@ impl PolicyEngine {
         Some((r.start, r.end))
     }
 
-    fn record(&self, text: &str, field: &str, kept: &[Candidate], blocked: Option<&Candidate>, session: &mut ScanSession) {
+    /// One finding record per detector; offsets shifted by `base`. With
+    /// `merge`, a detector that already has a record there (an earlier
+    /// piece of the same stream) gets its offsets appended instead.
+    fn record(
+        &self,
+        field: &str,
+        kept: &[Candidate],
+        blocked: Option<&Candidate>,
+        session: &mut ScanSession,
+        base: usize,
+        mut merge: Option<&mut Vec<(usize, usize)>>,
+    ) {
         let mut order: Vec<usize> = Vec::new();
         let mut groups: BTreeMap<usize, Vec<&Candidate>> = BTreeMap::new();
         let extra = blocked.filter(|b| !kept.iter().any(|k| k.start == b.start && k.end == b.end && k.detector == b.detector));
@@ -510,7 +615,19 @@ impl PolicyEngine {
                 Some(k) => cands.iter().map(|c| k.fingerprint(&c.value, FINGERPRINT_HEX)).collect(),
                 None => Vec::new(),
             };
-            debug_assert!(cands.iter().all(|c| text.is_char_boundary(c.start) && text.is_char_boundary(c.end)));
+            let offsets: Vec<[usize; 2]> = cands.iter().map(|c| [base + c.start, base + c.end]).collect();
+            if let Some(known) = merge.as_deref_mut() {
+                let existing = known.iter().rev().find(|(k, _)| *k == d).map(|&(_, i)| i);
+                // The caller may have taken the findings in between.
+                let same = |r: &&mut FindingRecord| r.rule_id == det.id && r.field == field;
+                if let Some(r) = existing.and_then(|i| session.finding_mut(i)).filter(same) {
+                    r.count += cands.len();
+                    r.offsets.extend(offsets);
+                    r.fingerprints.extend(fingerprints);
+                    continue;
+                }
+                known.push((d, session.findings().len()));
+            }
             session.push_finding(FindingRecord {
                 rule_id: det.id.clone(),
                 category: det.category.as_str().to_string(),
@@ -518,7 +635,7 @@ impl PolicyEngine {
                 direction: session.direction(),
                 field: field.to_string(),
                 count: cands.len(),
-                offsets: cands.iter().map(|c| [c.start, c.end]).collect(),
+                offsets,
                 fingerprints,
             });
         }
@@ -578,22 +695,29 @@ fn matches_in(
     confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
 ) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let mut caps = p.regex.create_captures();
+    // Captures cost a backtracking pass: only for patterns whose value is a
+    // group, and only over the span the DFAs already matched.
+    let mut caps = None;
     let mut at = ws;
     let mut retries = 0;
     while at <= wend {
         let input = Input::new(hay).span(at..wend);
-        p.regex.search_captures(&input, &mut caps);
-        let Some(m) = caps.get_match() else {
+        let Some(m) = p.regex.search(&input) else {
             break;
         };
         let mut end = m.end();
         if m.end() == wend && wend < hay.len() {
             let full = Input::new(hay).range(m.start()..).anchored(Anchored::Yes);
-            p.regex.search_captures(&full, &mut caps);
-            end = caps.get_match().map_or(m.end(), |f| f.end());
+            end = p.regex.search(&full).map_or(m.end(), |f| f.end());
         }
-        let confirmed = caps.get_group(p.group).and_then(|g| confirm(g.start, g.end));
+        let value = if p.group == 0 {
+            Some((m.start(), end))
+        } else {
+            let caps = caps.get_or_insert_with(|| p.regex.create_captures());
+            p.regex.search_captures(&Input::new(hay).range(m.start()..end).anchored(Anchored::Yes), caps);
+            caps.get_group(p.group).map(|g| (g.start, g.end))
+        };
+        let confirmed = value.and_then(|(s, e)| confirm(s, e));
         match confirmed {
             Some(span) => {
                 out.push(span);

@@ -17,6 +17,7 @@
 //! - [`keywords`], [`custom`]: operator-defined detectors from config.
 //! - [`actions`]: what a finding turns into (mask, placeholder, ...).
 //! - [`session`]: per-request state (placeholder numbering, token vault).
+//! - [`stream`]: what an incremental scan of a streamed text holds back.
 //! - [`trigger`]: the prefilter that picks the windows worth a regex.
 //! - [`engine`]: compile and process.
 
@@ -31,6 +32,7 @@ pub mod fingerprint;
 pub mod keywords;
 pub mod normalize;
 pub mod session;
+pub mod stream;
 pub mod trigger;
 pub mod validate;
 
@@ -41,6 +43,7 @@ pub use engine::{PolicyEngine, Processed};
 pub use keywords::KeywordListConfig;
 pub use normalize::NormalizeConfig;
 pub use session::ScanSession;
+pub use stream::StreamStep;
 
 /// The top-level `detectors` section of the plugin configuration. Every field
 /// has a default, so the built-in catalogue is usable with no section at all.

@@ -110,6 +110,26 @@ impl OffsetMap {
         self.pieces.get(idx.checked_sub(1)?)
     }
 
+    /// Where original offset `orig` lands in the normalised text (of
+    /// length `norm_len`): inside a replaced character or escape, at its
+    /// start; on a dropped character, at what follows.
+    pub fn to_normalized(&self, orig: usize, norm_len: usize) -> usize {
+        if self.pieces.is_empty() {
+            return orig.min(norm_len);
+        }
+        let idx = self.pieces.partition_point(|p| p.orig_start <= orig);
+        match idx.checked_sub(1).and_then(|i| self.pieces.get(i)) {
+            Some(p) if orig < p.orig_end => {
+                if p.identity {
+                    p.norm + (orig - p.orig_start)
+                } else {
+                    p.norm
+                }
+            }
+            _ => self.pieces.get(idx).map_or(norm_len, |p| p.norm),
+        }
+    }
+
     /// The original range that produced normalised `[start, end)`.
     pub fn to_original(&self, start: usize, end: usize) -> (usize, usize) {
         if self.pieces.is_empty() {
@@ -335,8 +355,7 @@ fn needs_work(text: &str, cfg: &NormalizeConfig) -> bool {
     if !b.is_ascii() {
         return true;
     }
-    cfg.escapes
-        && b.iter().enumerate().any(|(i, &c)| matches!(c, b'\\' | b'%' | b'&') && escape_at(text, i).is_some())
+    cfg.escapes && memchr::memchr3_iter(b'\\', b'%', b'&', b).any(|i| escape_at(text, i).is_some())
 }
 
 fn is_special(c: u8, escapes: bool) -> bool {

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use super::stream::StreamState;
 use crate::record::FindingRecord;
 
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub struct ScanSession {
     /// Placeholder → original text, for `tokenize`.
     vault: HashMap<String, String>,
     longest_token: usize,
+    /// Incremental scans in progress, by field.
+    pub(crate) streams: HashMap<String, StreamState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +38,7 @@ impl ScanSession {
             counters: HashMap::new(),
             vault: HashMap::new(),
             longest_token: 0,
+            streams: HashMap::new(),
         }
     }
 
@@ -52,6 +56,10 @@ impl ScanSession {
 
     pub(crate) fn push_finding(&mut self, record: FindingRecord) {
         self.findings.push(record);
+    }
+
+    pub(crate) fn finding_mut(&mut self, index: usize) -> Option<&mut FindingRecord> {
+        self.findings.get_mut(index)
     }
 
     fn number(&mut self, kind: Kind, label: &str, value: &str) -> usize {

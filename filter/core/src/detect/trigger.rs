@@ -33,15 +33,58 @@ struct Entry {
     fwd: usize,
 }
 
-/// The compiled triggers of one policy.
 #[derive(Debug)]
-pub struct Triggers {
-    /// Literals and words in one case-insensitive, leftmost-longest
-    /// automaton (non-overlapping, so it can use its SIMD prefilter).
-    anchors: Option<AhoCorasick>,
+struct Anchors {
+    ac: AhoCorasick,
     /// Per automaton pattern: its own entries and those of every shorter
     /// anchor it contains, which a leftmost-longest search would hide.
     entries: Vec<Vec<Entry>>,
+}
+
+impl Anchors {
+    fn build(own: &[Entry], case_sensitive: bool) -> Result<Option<Self>, String> {
+        let fold = |l: &str| if case_sensitive { l.to_string() } else { l.to_ascii_lowercase() };
+        let own: Vec<&Entry> = own.iter().filter(|e| e.case_sensitive == case_sensitive).collect();
+        let mut keys: Vec<String> = own.iter().map(|e| fold(&e.literal)).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let entries: Vec<Vec<Entry>> = keys
+            .iter()
+            .map(|key| {
+                let mut list = Vec::new();
+                for e in &own {
+                    let lit = fold(&e.literal);
+                    let mut from = 0;
+                    while let Some(p) = key.get(from..).and_then(|k| k.find(lit.as_str())) {
+                        list.push(Entry { offset: from + p, ..(*e).clone() });
+                        from += p + 1;
+                    }
+                }
+                list
+            })
+            .collect();
+        let ac = AhoCorasickBuilder::new()
+            // A full DFA: one table lookup per byte. The anchor set is
+            // small, so the table is too.
+            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(!case_sensitive)
+            .build(&keys)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(Self { ac, entries }))
+    }
+}
+
+/// The compiled triggers of one policy.
+#[derive(Debug)]
+pub struct Triggers {
+    /// Case-sensitive literals (token prefixes) and case-insensitive words,
+    /// each in its own leftmost-longest automaton: exact-case `SK` or
+    /// `AKIA` are rare in prose, while folded `sk` is inside every "ask".
+    anchors: Vec<Anchors>,
     digit_rules: Vec<DigitRule>,
     at_window: Option<(usize, usize)>,
     always: bool,
@@ -72,39 +115,8 @@ impl Triggers {
                 Trigger::Always => always = true,
             }
         }
-        let mut keys: Vec<String> = own.iter().map(|e| e.literal.to_ascii_lowercase()).collect();
-        keys.sort();
-        keys.dedup();
-        let entries: Vec<Vec<Entry>> = keys
-            .iter()
-            .map(|key| {
-                let mut list = Vec::new();
-                for e in &own {
-                    let lit = e.literal.to_ascii_lowercase();
-                    let mut from = 0;
-                    while let Some(p) = key.get(from..).and_then(|k| k.find(lit.as_str())) {
-                        list.push(Entry { offset: from + p, ..e.clone() });
-                        from += p + 1;
-                    }
-                }
-                list
-            })
-            .collect();
-        let anchors = if keys.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    // A full DFA: one table lookup per byte. The anchor set
-                    // is small, so the table is too.
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .ascii_case_insensitive(true)
-                    .build(&keys)
-                    .map_err(|e| e.to_string())?,
-            )
-        };
-        Ok(Self { anchors, entries, digit_rules, at_window, always })
+        let anchors = [true, false].into_iter().filter_map(|cs| Anchors::build(&own, cs).transpose()).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { anchors, digit_rules, at_window, always })
     }
 
     /// Merged, sorted windows of `hay` where some pattern may match.
@@ -118,9 +130,9 @@ impl Triggers {
         let mut push = |at: usize, end: usize, back: usize, fwd: usize| {
             out.push((at.saturating_sub(back), end.saturating_add(fwd).min(len)));
         };
-        if let Some(ac) = &self.anchors {
-            for m in ac.find_iter(hay) {
-                for e in self.entries.get(m.pattern().as_usize()).into_iter().flatten() {
+        for a in &self.anchors {
+            for m in a.ac.find_iter(hay) {
+                for e in a.entries.get(m.pattern().as_usize()).into_iter().flatten() {
                     let at = m.start() + e.offset;
                     if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
                         continue;
@@ -130,10 +142,8 @@ impl Triggers {
             }
         }
         if let Some((back, fwd)) = self.at_window {
-            let mut i = 0;
-            while let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'@')) {
-                push(i + p, i + p, back, fwd);
-                i += p + 1;
+            for p in memchr::memchr_iter(b'@', b) {
+                push(p, p, back, fwd);
             }
         }
         if !self.digit_rules.is_empty() {
@@ -180,11 +190,29 @@ fn is_gap_byte(c: u8) -> bool {
     matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b':' | b'+' | b'\t') || matches!(c, b'a'..=b'f' | b'A'..=b'F')
 }
 
+/// Index of the first ASCII digit at or after `from`: eight bytes at a time
+/// (prose is mostly letters).
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        // Bytes equal to '0'..='9' become 0..=9; flag those below 10.
+        let x = u64::from_le_bytes(w) ^ (0x30 * ONES);
+        if x.wrapping_sub(10 * ONES) & !x & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(u8::is_ascii_digit).map(|p| i + p)
+}
+
 pub fn clusters(b: &[u8]) -> Vec<Cluster> {
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(p) = b.get(i..).and_then(|r| r.iter().position(u8::is_ascii_digit)) {
-        let start = i + p;
+    while let Some(start) = next_digit(b, i) {
         let mut c = Cluster { start, end: start, digits: 0, dots: 0, colons: 0, letters_before: false };
         let mut j = start;
         loop {
@@ -234,6 +262,23 @@ mod tests {
         assert!(c.iter().any(|x| x.colons == 2));
         assert!(c.iter().any(|x| x.letters_before && x.digits == 2));
         assert!(!clusters(b"than 12")[0].letters_before);
+    }
+
+    #[test]
+    fn next_digit_finds_every_digit() {
+        let text = b"abcdefghijklmnop7qrstuvwxyz\xff\x80 9 abcdefgh";
+        assert_eq!(next_digit(text, 0), Some(16));
+        assert_eq!(next_digit(text, 17), Some(30));
+        assert_eq!(next_digit(text, 31), None);
+        for n in 0..40 {
+            let mut v = vec![b'x'; 40];
+            v[n] = b'0' + (n % 10) as u8;
+            assert_eq!(next_digit(&v, 0), Some(n));
+            v[n] = b'/';
+            assert_eq!(next_digit(&v, 0), None, "'/' is 0x2f");
+            v[n] = b':';
+            assert_eq!(next_digit(&v, 0), None, "':' is 0x3a");
+        }
     }
 
     #[test]
