@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 64 * 1024 * 1024
@@ -154,6 +155,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raw = self.rfile.read(min(length, MAX_BODY))
         headers = {k.lower(): v for k, v in self.headers.items()}
+        encoding = headers.get("content-encoding", "").lower()
+        if encoding in ("gzip", "deflate"):
+            raw = zlib.decompress(raw, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
         text_body = raw.decode("utf-8", "replace")
         remember(self.path, headers, text_body)
         try:

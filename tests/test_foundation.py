@@ -79,11 +79,42 @@ def test_malformed_json_gets_400(client):
     assert json.loads(body)["error"]["code"] == "invalid_json"
 
 
-def test_compressed_body_is_refused_not_forwarded(client):
-    payload = gzip.compress(json.dumps({"model": "demo", "messages": [{"role": "user", "content": "zip"}]}).encode())
+def test_compressed_body_is_decoded_scanned_and_re_encoded(client):
+    marker = "gzip-" + new_request_id()
+    payload = gzip.compress(json.dumps({"model": "demo", "messages": [
+        {"role": "user", "content": f"{marker} mail jane.doe@example.org"}]}).encode())
     status, _, body = client.post("/v1/chat/completions", payload, headers={"content-encoding": "gzip"}, raw=True)
-    assert status == 415
-    assert json.loads(body)["error"]["code"] == "unsupported_content_encoding"
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["content"] == f"{marker} mail [EMAIL_1]"
+    seen = [r for r in client.upstream_requests() if marker in r["body"]][-1]
+    assert seen["headers"]["content-encoding"] == "gzip" and "jane.doe" not in seen["body"]
+
+
+def test_compression_bomb_is_refused(client):
+    bomb = gzip.compress(json.dumps({"model": "demo", "messages": [
+        {"role": "user", "content": "a" * (8 * 1024 * 1024)}]}).encode())
+    assert len(bomb) < 64 * 1024
+    status, _, body = client.post("/v1/chat/completions", bomb, headers={"content-encoding": "gzip"}, raw=True)
+    assert status == 413 and json.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_unscannable_bodies_follow_the_policy(make_stack):
+    config = demo_plugin_config()
+    config["policies"]["standard"].update(compressed_requests="reject")
+    config["policies"]["open"] = {"malformed_json": "forward", "other_media_types": "forward"}
+    config["policy_rules"] = [{"policy": "open", "when": {"claim": "groups", "contains": "legacy"}}]
+    stack = make_stack(config, sidecar=False)
+    strict, lenient = Client(stack), Client(stack, "old-app", {"groups": ["legacy"]})
+    zipped = gzip.compress(b'{"model":"demo","messages":[]}')
+    status, _, body = strict.post("/v1/chat/completions", zipped, headers={"content-encoding": "gzip"}, raw=True)
+    assert status == 415 and json.loads(body)["error"]["code"] == "unsupported_content_encoding"
+    status, _, body = strict.post("/v1/chat/completions", b"\x00\x01binary", headers={"content-type": "application/octet-stream"}, raw=True)
+    assert status == 415 and json.loads(body)["error"]["code"] == "unsupported_media_type"
+    request_id = new_request_id()
+    status, _, _ = lenient.post("/v1/chat/completions", b"{broken", headers={"x-request-id": request_id}, raw=True)
+    assert status == 400  # the demo upstream refuses it; meshguard let it through
+    record = lenient.record_for(request_id)["meshguard"]
+    assert record["verdict"] == "log" and record["reason"] == "unscanned_malformed_json"
 
 
 def test_client_cannot_forge_internal_headers(client):

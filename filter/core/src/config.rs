@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::config_error::{join, ConfigError};
 use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
 use crate::identity::{AuthConfig, Authenticator, PolicyRule, PolicySelector};
+use crate::encoding::CompressedRequests;
 use crate::quota::RateLimitConfig;
 use crate::request_rules::RequestRules;
 
@@ -153,6 +154,25 @@ pub struct PolicyConfig {
     /// Per-subject request rate and token budget, per Envoy instance.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// gzip / deflate request bodies: `decompress` (scan, re-encode) or `reject` (415).
+    #[serde(default)]
+    pub compressed_requests: CompressedRequests,
+    /// A body that is not valid JSON: `reject` (400) or `forward` unscanned, logged.
+    #[serde(default)]
+    pub malformed_json: Unscannable,
+    /// A body that is neither JSON nor text: `reject` (415) or `forward` unscanned, logged.
+    #[serde(default)]
+    pub other_media_types: Unscannable,
+}
+
+/// What to do with a body that cannot be scanned. Forwarding is an explicit
+/// fail-open: the record's `reason` says the body went unscanned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unscannable {
+    #[default]
+    Reject,
+    Forward,
 }
 
 /// A policy ready for the data path: detectors compiled, limits resolved.
@@ -164,6 +184,9 @@ pub struct Policy {
     pub max_request_bytes: usize,
     pub rules: RequestRules,
     pub rate_limit: RateLimitConfig,
+    pub compressed_requests: CompressedRequests,
+    pub malformed_json: Unscannable,
+    pub other_media_types: Unscannable,
     pub engine: PolicyEngine,
 }
 
@@ -296,6 +319,9 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                     max_prompt_tokens: policy.max_prompt_tokens,
                 },
                 rate_limit,
+                compressed_requests: policy.compressed_requests,
+                malformed_json: policy.malformed_json,
+                other_media_types: policy.other_media_types,
                 engine,
             },
         );

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::client_error::ClientError;
-use crate::config::Policy;
+use crate::config::{Policy, Unscannable};
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
 use crate::record::{FindingRecord, Verdict};
@@ -50,6 +50,13 @@ impl RequestInspection {
         }
     }
 
+    /// Forwarded without a scan because the policy explicitly allows it.
+    fn unscanned(reason: &str, dialect: Dialect) -> Self {
+        let mut inspection = Self::forward(Verdict::Log, Vec::new(), dialect, ScanSession::new("request"));
+        inspection.reason = Some(reason.to_string());
+        inspection
+    }
+
     fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
         Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session }
     }
@@ -78,8 +85,8 @@ pub fn body_kind(content_type: Option<&str>) -> BodyKind {
     }
 }
 
-/// A compressed or otherwise encoded body cannot be scanned as it is, so it
-/// must not pass; returns the refusal for a `content-encoding` we do not read.
+/// A compressed response cannot be scanned as it is, so it must not pass;
+/// returns the refusal for any `content-encoding` but identity.
 pub fn check_content_encoding(content_encoding: Option<&str>) -> Option<ClientError> {
     let encoding = content_encoding?.trim().to_ascii_lowercase();
     if encoding.is_empty() || encoding == "identity" {
@@ -108,6 +115,9 @@ pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, 
                 Verdict::Reject,
             ),
         },
+        BodyKind::Unsupported if policy.other_media_types == Unscannable::Forward => {
+            RequestInspection::unscanned("unscanned_media_type", Dialect::detect(path, None))
+        }
         BodyKind::Unsupported => RequestInspection::refused(
             ClientError::new(
                 415,
@@ -123,6 +133,9 @@ pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, 
 fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     let mut value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
+        Err(_) if policy.malformed_json == Unscannable::Forward => {
+            return RequestInspection::unscanned("unscanned_malformed_json", Dialect::detect(path, None));
+        }
         Err(err) => {
             return RequestInspection::refused(
                 ClientError::new(400, "invalid_request_error", "invalid_json", format!("request body is not valid JSON: {err}")),

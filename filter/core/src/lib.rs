@@ -23,3 +23,4 @@ pub mod stream;
 pub mod response;
 pub mod dialect;
 pub mod protobuf_struct;
+pub mod encoding;

@@ -9,6 +9,7 @@ use meshguard_core::buffer::{self, BufferStep};
 use meshguard_core::config::{FailMode, Policy};
 use meshguard_core::detect::ScanSession;
 use meshguard_core::dialect::{Dialect, Usage};
+use meshguard_core::encoding::{self, Encoding};
 use meshguard_core::identity::{AuthMode, Authenticator};
 use meshguard_core::inspect::{self, Outcome};
 use meshguard_core::quota::{self, Quota};
@@ -56,6 +57,7 @@ pub struct RequestFilter {
     /// Kept from the response headers: header maps can only be read in
     /// their own callback (the SDK aborts the VM on a read at another time).
     response_content_type: Option<String>,
+    request_encoding: Encoding,
 }
 
 impl RequestFilter {
@@ -75,6 +77,7 @@ impl RequestFilter {
             dialect: Dialect::Unknown,
             request_scan: None,
             response_content_type: None,
+            request_encoding: Encoding::Identity,
         }
     }
 
@@ -223,8 +226,10 @@ impl RequestFilter {
         if end_of_stream {
             return Action::Continue;
         }
-        if let Some(error) = inspect::check_content_encoding(request_header("content-encoding").as_deref()) {
-            return self.refuse(error, Verdict::Reject);
+        let compressed = self.policy().map(|p| p.compressed_requests).unwrap_or_default();
+        match encoding::parse(request_header("content-encoding").as_deref(), compressed) {
+            Ok(request_encoding) => self.request_encoding = request_encoding,
+            Err(error) => return self.refuse(error, Verdict::Reject),
         }
         let cap = self.policy().map_or(self.config.limits.max_request_bytes, |p| p.max_request_bytes);
         if buffer::declared_too_large(request_header("content-length").as_deref(), cap) {
@@ -250,7 +255,13 @@ impl RequestFilter {
             BufferStep::Inspect => {}
         }
         self.record.request_bytes = body_size;
-        let body = host::body(BufferType::HttpRequestBody, body_size);
+        let received = host::body(BufferType::HttpRequestBody, body_size);
+        // The cap applies to the decoded body too, so a small compressed
+        // body cannot unpack into more than the policy scans.
+        let body = match encoding::decode(self.request_encoding, &received, policy.max_request_bytes) {
+            Ok(body) => body,
+            Err(error) => return self.refuse(error, Verdict::Reject),
+        };
         let inspection = inspect::inspect_request(policy, &self.record.route.path, self.content_type.as_deref(), &body);
         self.dialect = inspection.dialect;
         self.record.dialect = Some(inspection.dialect.as_str());
@@ -258,9 +269,14 @@ impl RequestFilter {
         self.record.model = inspection.model;
         self.record.findings.extend(inspection.findings);
         self.record.verdict.escalate(inspection.verdict);
+        if inspection.reason.is_some() && self.record.reason.is_none() {
+            self.record.reason = inspection.reason.clone();
+        }
         match inspection.outcome {
             Outcome::Refuse(error) => return self.refuse(error, inspection.verdict),
             Outcome::Rewrite(new_body) => {
+                // `content-encoding` has gone upstream already: keep its promise.
+                let new_body = encoding::encode(self.request_encoding, &new_body);
                 if !host::replace_body(BufferType::HttpRequestBody, body_size, &new_body) {
                     return self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable);
                 }
