@@ -64,10 +64,14 @@ DEMO_JWKS = ROOT / "envoy" / "demo-keys" / "public.jwks.json"
 
 
 def render_envoy_config(ports, plugin_config_text, access_log, wasm_path=WASM_PATH, template=ENVOY_TEMPLATE,
-                        pre_filters=None):
+                        pre_filters=None, bare=False):
     """Fills in the template's double-brace values. The plugin configuration goes in as
     a JSON string literal, which is also a valid YAML double-quoted scalar."""
     text = Path(template).read_text()
+    if bare:
+        # The same Envoy without meshguard, for same-run comparisons.
+        begin, end = text.index("# meshguard-filter-begin"), text.index("# meshguard-filter-end")
+        text = text[:text.rindex("\n", 0, begin) + 1] + text[text.index("\n", end) + 1:]
     values = {
         "LISTEN_PORT": str(ports.listen),
         "ADMIN_PORT": str(ports.admin),
@@ -131,6 +135,7 @@ class Stack:
     sidecar_plugin_config: Path = PLUGIN_CONFIG
     envoy_concurrency: int = 1
     pre_filters: Path = None
+    bare: bool = False
     processes: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -176,7 +181,7 @@ class Stack:
     def envoy_config_path(self):
         path = self.run_dir / "envoy.yaml"
         path.write_text(render_envoy_config(self.ports, self.plugin_config_text, self.access_log,
-                                            pre_filters=self.pre_filters))
+                                            pre_filters=self.pre_filters, bare=self.bare))
         return path
 
     def start_envoy(self, wait=True):

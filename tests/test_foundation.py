@@ -19,12 +19,14 @@ def test_every_envoy_config_validates(tmp_path):
     snippets = sorted(envoy_dir.glob("*-filter.yaml"))
     templates = sorted(set(envoy_dir.glob("*.yaml")) - set(snippets))
     assert templates and snippets, "no Envoy configs found"
-    cases = [(t, None) for t in templates] + [(stack_mod.ENVOY_TEMPLATE, s) for s in snippets]
-    for template, snippet in cases:
-        rendered = tmp_path / f"{template.stem}-{snippet.stem if snippet else 'plain'}.yaml"
+    cases = [(t, None, False) for t in templates] + [(stack_mod.ENVOY_TEMPLATE, s, False) for s in snippets]
+    cases.append((stack_mod.ENVOY_TEMPLATE, None, True))  # bare Envoy, for the load scripts
+    for template, snippet, bare in cases:
+        rendered = tmp_path / f"{template.stem}-{snippet.stem if snippet else 'plain'}-{bare}.yaml"
         rendered.write_text(stack_mod.render_envoy_config(
             stack_mod.Ports(), stack_mod.PLUGIN_CONFIG.read_text(), tmp_path / "access.log", template=template,
-            pre_filters=snippet))
+            pre_filters=snippet, bare=bare))
+        assert ("envoy.filters.http.wasm" in rendered.read_text()) != bare
         result = subprocess.run([stack_mod.envoy_binary(), "--mode", "validate", "-c", str(rendered)],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"{rendered.name}:\n{result.stdout}\n{result.stderr}"
