@@ -45,6 +45,9 @@ class Ports:
     admin: int = 9901
     sidecar: int = 8081
     upstream: int = 8000
+    # A second demo upstream standing in for a self-hosted model
+    # (envoy/sensitive-routing.yaml).
+    self_hosted: int = 8001
 
     @classmethod
     def from_env(cls):
@@ -57,7 +60,7 @@ class Ports:
 
     @classmethod
     def free(cls):
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 DEMO_JWKS = ROOT / "envoy" / "demo-keys" / "public.jwks.json"
@@ -77,6 +80,7 @@ def render_envoy_config(ports, plugin_config_text, access_log, wasm_path=WASM_PA
         "ADMIN_PORT": str(ports.admin),
         "SIDECAR_PORT": str(ports.sidecar),
         "UPSTREAM_PORT": str(ports.upstream),
+        "SELF_HOSTED_PORT": str(ports.self_hosted),
         "WASM_PATH": str(wasm_path),
         "ACCESS_LOG": str(access_log),
         "PLUGIN_CONFIG": json.dumps(plugin_config_text),
@@ -136,6 +140,7 @@ class Stack:
     envoy_concurrency: int = 1
     pre_filters: Path = None
     bare: bool = False
+    template: Path = ENVOY_TEMPLATE
     processes: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -166,10 +171,10 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_upstream(self):
-        proc = self._spawn("upstream", [sys.executable, str(UPSTREAM_SCRIPT), "--port", str(self.ports.upstream)],
-                           "upstream.log")
-        self._wait(proc, lambda: http_get(f"http://127.0.0.1:{self.ports.upstream}/healthz")[0] == 200)
+    def start_upstream(self, name="upstream"):
+        port = self.ports.self_hosted if name == "self-hosted" else self.ports.upstream
+        proc = self._spawn(name, [sys.executable, str(UPSTREAM_SCRIPT), "--port", str(port)], f"{name}.log")
+        self._wait(proc, lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200)
         return proc
 
     def start_sidecar(self):
@@ -181,7 +186,7 @@ class Stack:
     def envoy_config_path(self):
         path = self.run_dir / "envoy.yaml"
         path.write_text(render_envoy_config(self.ports, self.plugin_config_text, self.access_log,
-                                            pre_filters=self.pre_filters, bare=self.bare))
+                                            template=self.template, pre_filters=self.pre_filters, bare=self.bare))
         return path
 
     def start_envoy(self, wait=True):

@@ -49,8 +49,8 @@ class Client:
                          {"model": "demo", "messages": [{"role": "user", "content": text}], **extra}, headers,
                          token=token)
 
-    def upstream_requests(self):
-        url = f"http://127.0.0.1:{self.stack.ports.upstream}/demo/requests"
+    def upstream_requests(self, port=None):
+        url = f"http://127.0.0.1:{port or self.stack.ports.upstream}/demo/requests"
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.loads(response.read())["requests"]
 
@@ -100,12 +100,15 @@ def make_stack(tmp_path_factory):
     """Starts a stack with a given plugin configuration; stops all at teardown."""
     started = []
 
-    def start(plugin_config=None, sidecar=True, wait_envoy=True, pre_filters=None):
+    def start(plugin_config=None, sidecar=True, wait_envoy=True, pre_filters=None, template=None):
         run_dir = tmp_path_factory.mktemp("stack")
         text = json.dumps(plugin_config) if isinstance(plugin_config, dict) else (plugin_config or "")
-        stack = stack_mod.Stack(stack_mod.Ports.free(), run_dir, plugin_config_text=text, pre_filters=pre_filters)
+        stack = stack_mod.Stack(stack_mod.Ports.free(), run_dir, plugin_config_text=text, pre_filters=pre_filters,
+                                template=template or stack_mod.ENVOY_TEMPLATE)
         started.append(stack)
         stack.start_upstream()
+        if template:
+            stack.start_upstream("self-hosted")
         if sidecar:
             sidecar_config = run_dir / "plugin.json"
             sidecar_config.write_text(stack.plugin_config_text)

@@ -259,3 +259,37 @@ def test_trusted_metadata_mode_reads_claims_verified_by_envoy_jwt_authn(make_sta
     # A forged token fails jwt_authn's signature check: no metadata, 401.
     status, _, _ = client.chat("forged", token=signed(claims(), key=OTHER_PEM))
     assert status == 401
+
+
+def test_prompts_with_secrets_go_to_the_self_hosted_model(make_stack):
+    """Same prompt, three callers: one policy redacts, one blocks, one sends
+    prompts carrying secrets to the self-hosted model instead."""
+    from conftest import ROOT
+    config = demo_plugin_config()
+    config["policies"]["finance"] = {"detectors": {"category:secret": "block"}}
+    config["policies"]["research"] = {"detectors": {"category:secret": "log", "category:pii": "redact"},
+                                      "sensitive_route": {"categories": ["secret"], "to": "self_hosted"}}
+    config["policy_rules"] = [{"policy": "finance", "when": {"claim": "groups", "contains": "finance"}},
+                              {"policy": "research", "when": {"claim": "groups", "contains": "research"}}]
+    stack = make_stack(config, sidecar=False, template=ROOT / "envoy" / "sensitive-routing.yaml")
+    key = "AKIAZ7Q3K5LMN2P4R6TW"
+
+    def send(client, text):
+        request_id = new_request_id()
+        status, _, body = client.chat(f"{request_id} {text}", headers={"x-request-id": request_id})
+        external = [r for r in client.upstream_requests() if request_id in r["body"]]
+        self_hosted = [r for r in client.upstream_requests(stack.ports.self_hosted) if request_id in r["body"]]
+        return status, body, external, self_hosted, client.record_for(request_id)["meshguard"]
+
+    research = Client(stack, "ria", {"groups": ["research"]})
+    status, body, external, self_hosted, record = send(research, f"debug with {key}")
+    assert status == 200 and not external and len(self_hosted) == 1
+    assert key in self_hosted[0]["body"]  # logged, not redacted: it stays in-house
+    assert record["routed_to"] == "self_hosted"
+    status, _, external, self_hosted, record = send(research, "no secrets here")
+    assert status == 200 and len(external) == 1 and not self_hosted and record["routed_to"] is None
+
+    status, body, external, self_hosted, _ = send(Client(stack, "eng", {"groups": ["eng"]}), f"use {key}")
+    assert status == 200 and len(external) == 1 and key not in external[0]["body"]
+    status, _, external, self_hosted, _ = send(Client(stack, "fin", {"groups": ["finance"]}), f"use {key}")
+    assert status == 403 and not external and not self_hosted

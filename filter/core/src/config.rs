@@ -163,7 +163,29 @@ pub struct PolicyConfig {
     /// A body that is neither JSON nor text: `reject` (415) or `forward` unscanned, logged.
     #[serde(default)]
     pub other_media_types: Unscannable,
+    /// Send prompts with findings of these categories to another upstream
+    /// (e.g. a self-hosted model) instead of the external provider.
+    #[serde(default)]
+    pub sensitive_route: Option<SensitiveRoute>,
 }
+
+/// Marks a request for another upstream when its findings include one of
+/// `categories`. The mark is a top-level body field (`meshguard_route`)
+/// because the route is chosen once the body is complete: Envoy's
+/// `json_to_metadata` filter after meshguard turns it into `envoy.lb`
+/// metadata and the cluster's subset load balancer picks the endpoint (see
+/// envoy/sensitive-routing.yaml). proxy-wasm cannot hold request headers
+/// while it reads the body, so it cannot rewrite the route itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveRoute {
+    pub categories: Vec<String>,
+    /// The value of `meshguard_route`, matched by the Envoy configuration.
+    pub to: String,
+}
+
+/// The body field that carries a routing decision to Envoy.
+pub const ROUTE_FIELD: &str = "meshguard_route";
 
 /// What to do with a body that cannot be scanned. Forwarding is an explicit
 /// fail-open: the record's `reason` says the body went unscanned.
@@ -187,6 +209,7 @@ pub struct Policy {
     pub compressed_requests: CompressedRequests,
     pub malformed_json: Unscannable,
     pub other_media_types: Unscannable,
+    pub sensitive_route: Option<SensitiveRoute>,
     pub engine: PolicyEngine,
 }
 
@@ -303,6 +326,19 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 return Err(ConfigError::new(join(&path, field), "must be at least 1 (omit it for no limit)"));
             }
         }
+        if let Some(route) = &policy.sensitive_route {
+            let route_path = join(&path, "sensitive_route");
+            const CATEGORIES: [&str; 4] = ["pii", "secret", "keyword", "custom"];
+            if route.categories.is_empty() {
+                return Err(ConfigError::new(join(&route_path, "categories"), "must name at least one category"));
+            }
+            if let Some(bad) = route.categories.iter().find(|c| !CATEGORIES.contains(&c.as_str())) {
+                return Err(ConfigError::new(join(&route_path, "categories"), format!("unknown category `{bad}`; known: {}", CATEGORIES.join(", "))));
+            }
+            if route.to.is_empty() || !route.to.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(ConfigError::new(join(&route_path, "to"), "must be a non-empty name of letters, digits, `_` or `-`"));
+            }
+        }
         let rate_limit = policy.rate_limit.clone().unwrap_or_default();
         rate_limit.validate(&join(&path, "rate_limit"))?;
         policies.insert(
@@ -322,6 +358,7 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 compressed_requests: policy.compressed_requests,
                 malformed_json: policy.malformed_json,
                 other_media_types: policy.other_media_types,
+                sensitive_route: policy.sensitive_route.clone(),
                 engine,
             },
         );

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::client_error::ClientError;
-use crate::config::{Policy, Unscannable};
+use crate::config::{Policy, Unscannable, ROUTE_FIELD};
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
 use crate::record::{FindingRecord, Verdict};
@@ -34,6 +34,8 @@ pub struct RequestInspection {
     /// The request's scan state: placeholder numbering and the `tokenize`
     /// vault, which the response side needs to restore originals.
     pub session: ScanSession,
+    /// The upstream this request was marked for by `sensitive_route`.
+    pub routed_to: Option<String>,
 }
 
 impl RequestInspection {
@@ -47,6 +49,7 @@ impl RequestInspection {
             texts: Vec::new(),
             dialect: Dialect::Unknown,
             session: ScanSession::new("request"),
+            routed_to: None,
         }
     }
 
@@ -58,7 +61,7 @@ impl RequestInspection {
     }
 
     fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
-        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session }
+        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None }
     }
 }
 
@@ -178,11 +181,20 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     }
     let findings = session.take_findings();
     if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None };
     }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
-        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session };
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None };
+    }
+    let routed_to = policy
+        .sensitive_route
+        .as_ref()
+        .filter(|route| findings.iter().any(|f| route.categories.iter().any(|c| c == &f.category)))
+        .map(|route| route.to.clone());
+    if let (Some(to), Value::Object(fields)) = (&routed_to, &mut value) {
+        fields.insert(ROUTE_FIELD.to_string(), Value::String(to.clone()));
+        changed = true;
     }
     let (outcome, verdict) = if changed {
         match serde_json::to_vec(&value) {
@@ -197,7 +209,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     } else {
         (Outcome::Forward, Verdict::Log)
     };
-    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session }
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to }
 }
 
 fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {

@@ -110,6 +110,8 @@ pub struct DecisionRecord {
     pub degraded: bool,
     pub findings: Vec<FindingRecord>,
     pub escalations: Vec<Escalation>,
+    /// The upstream a `sensitive_route` sent this request to.
+    pub routed_to: Option<String>,
     /// The API dialect recognised from the route and body.
     pub dialect: Option<&'static str>,
     pub request_bytes: usize,

@@ -267,6 +267,7 @@ impl RequestFilter {
         self.record.dialect = Some(inspection.dialect.as_str());
         self.request_scan = Some(inspection.session);
         self.record.model = inspection.model;
+        self.record.routed_to = inspection.routed_to.clone();
         self.record.findings.extend(inspection.findings);
         self.record.verdict.escalate(inspection.verdict);
         if inspection.reason.is_some() && self.record.reason.is_none() {
