@@ -293,3 +293,25 @@ def test_prompts_with_secrets_go_to_the_self_hosted_model(make_stack):
     assert status == 200 and len(external) == 1 and key not in external[0]["body"]
     status, _, external, self_hosted, _ = send(Client(stack, "fin", {"groups": ["finance"]}), f"use {key}")
     assert status == 403 and not external and not self_hosted
+
+
+def test_ec_and_ed25519_tokens_from_pyjwt(make_stack):
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    ec_key, ed_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    ec_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key()))
+    ed_jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(ed_key.public_key()))
+    ec_jwk.update(kid="ec-1", alg="ES256")
+    ed_jwk.update(kid="ed-1", alg="EdDSA")
+    config = demo_plugin_config()
+    config["auth"]["jwks"]["keys"] += [ec_jwk, ed_jwk]
+    stack = make_stack(config, sidecar=False)
+    client = Client(stack)
+    for key, alg, kid in [(ec_key, "ES256", "ec-1"), (ed_key, "EdDSA", "ed-1")]:
+        token = jwt.encode(claims(sub=f"{alg}-user"), key, algorithm=alg, headers={"kid": kid})
+        request_id = new_request_id()
+        status, _, body = client.chat("signed", token=token, headers={"x-request-id": request_id})
+        assert status == 200, (alg, body)
+        assert client.record_for(request_id)["meshguard"]["subject"] == f"{alg}-user"
+        # The EC key does not verify a token that claims the Ed25519 key id.
+        forged = jwt.encode(claims(), ec_key, algorithm="ES256", headers={"kid": "ed-1"})
+        assert client.chat("forged", token=forged)[0] == 401
