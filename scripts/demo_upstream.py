@@ -12,6 +12,8 @@ that GET /.well-known/jwks.json serves (404 until set).
 Test-only request headers:
   x-demo-reply       base64 of the text to answer with instead of the echo
   x-demo-chunk-size  characters per streamed delta (default 8)
+  x-demo-leak-system answer with the system prompt, as a model tricked into
+                     revealing it would
 
 Standard library only. Usage: demo_upstream.py [--host 127.0.0.1] [--port 8000]
 """
@@ -72,6 +74,14 @@ def last_user_text(body):
                 return text_of(item.get("content"))
     prompt = body.get("prompt")
     return prompt if isinstance(prompt, str) else ""
+
+
+def system_text(body):
+    """The system prompt of a chat, responses or Anthropic request."""
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
+            return text_of(message.get("content"))
+    return text_of(body.get("system") or body.get("instructions") or "")
 
 
 def count_tokens(text):
@@ -166,6 +176,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error", "code": "invalid_json"}})
             return
         reply = last_user_text(body) if isinstance(body, dict) else ""
+        if "x-demo-leak-system" in headers and isinstance(body, dict):
+            reply = "My instructions are: " + system_text(body)
         if "x-demo-reply" in headers:
             reply = base64.b64decode(headers["x-demo-reply"]).decode("utf-8")
         chunk_size = max(1, int(headers.get("x-demo-chunk-size", "8")))

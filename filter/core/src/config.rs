@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config_error::{join, ConfigError};
+use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
 use crate::identity::{AuthConfig, Authenticator, PolicyRule, PolicySelector};
 use crate::encoding::CompressedRequests;
@@ -167,6 +168,14 @@ pub struct PolicyConfig {
     /// (e.g. a self-hosted model) instead of the external provider.
     #[serde(default)]
     pub sensitive_route: Option<SensitiveRoute>,
+    /// Put a per-request canary into the system prompt and cut off any
+    /// answer that repeats it (`system_prompt_leak`).
+    #[serde(default)]
+    pub canary: bool,
+    /// A candidate policy evaluated beside this one on the same requests;
+    /// its verdict is recorded, never enforced.
+    #[serde(default)]
+    pub shadow: Option<String>,
 }
 
 /// Marks a request for another upstream when its findings include one of
@@ -210,6 +219,8 @@ pub struct Policy {
     pub malformed_json: Unscannable,
     pub other_media_types: Unscannable,
     pub sensitive_route: Option<SensitiveRoute>,
+    pub canary: bool,
+    pub shadow: Option<String>,
     pub engine: PolicyEngine,
 }
 
@@ -226,6 +237,8 @@ pub struct CompiledConfig {
     /// per-worker token cache and a replaceable key set).
     pub authenticator: Option<Authenticator>,
     pub selector: PolicySelector,
+    /// Key for prompt fingerprints (`detectors.fingerprint_key`).
+    pub fingerprint_key: Option<FingerprintKey>,
     /// Short stable hash of the configuration document, for the decision
     /// record: a SOC analyst can tell which policy text made a decision.
     pub config_hash: String,
@@ -339,6 +352,14 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 return Err(ConfigError::new(join(&route_path, "to"), "must be a non-empty name of letters, digits, `_` or `-`"));
             }
         }
+        if let Some(shadow) = &policy.shadow {
+            if shadow == name || !config.policies.contains_key(shadow) {
+                return Err(ConfigError::new(
+                    join(&path, "shadow"),
+                    format!("must name another policy defined under `policies`, got `{shadow}`"),
+                ));
+            }
+        }
         let rate_limit = policy.rate_limit.clone().unwrap_or_default();
         rate_limit.validate(&join(&path, "rate_limit"))?;
         policies.insert(
@@ -359,6 +380,8 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 malformed_json: policy.malformed_json,
                 other_media_types: policy.other_media_types,
                 sensitive_route: policy.sensitive_route.clone(),
+                canary: policy.canary,
+                shadow: policy.shadow.clone(),
                 engine,
             },
         );
@@ -368,7 +391,9 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
     let known: std::collections::BTreeSet<String> = config.policies.keys().cloned().collect();
     let selector = PolicySelector::compile(&config.policy_rules, &known, &config.default_policy, "policy_rules")?;
 
+    let fingerprint_key = config.detectors.fingerprint_key.as_deref().and_then(FingerprintKey::new);
     Ok(CompiledConfig {
+        fingerprint_key,
         authenticator: Some(authenticator),
         selector,
         limits: config.limits,

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::client_error::ClientError;
 use crate::config::{Policy, Unscannable, ROUTE_FIELD};
+use crate::canary;
+use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
 use crate::record::{FindingRecord, Verdict};
@@ -36,7 +38,23 @@ pub struct RequestInspection {
     pub session: ScanSession,
     /// The upstream this request was marked for by `sensitive_route`.
     pub routed_to: Option<String>,
+    /// Keyed fingerprint of the prompt's original text.
+    pub prompt_fingerprint: Option<String>,
+    /// The canary went into the system prompt.
+    pub canary_inserted: bool,
 }
+
+/// Per-request inputs besides the body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestExtras<'a> {
+    /// For the prompt fingerprint (`detectors.fingerprint_key`).
+    pub fingerprint_key: Option<&'a FingerprintKey>,
+    /// A canary to put in the system prompt (policies with `canary`).
+    pub canary: Option<&'a str>,
+}
+
+/// Hex digits of a prompt fingerprint.
+const PROMPT_FINGERPRINT_HEX: usize = 16;
 
 impl RequestInspection {
     fn refused(error: ClientError, verdict: Verdict) -> Self {
@@ -50,6 +68,8 @@ impl RequestInspection {
             dialect: Dialect::Unknown,
             session: ScanSession::new("request"),
             routed_to: None,
+            prompt_fingerprint: None,
+            canary_inserted: false,
         }
     }
 
@@ -61,7 +81,7 @@ impl RequestInspection {
     }
 
     fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
-        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None }
+        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false }
     }
 }
 
@@ -104,13 +124,13 @@ pub fn check_content_encoding(content_encoding: Option<&str>) -> Option<ClientEr
 }
 
 /// Inspects a complete request body sent to `path`.
-pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, body: &[u8]) -> RequestInspection {
+pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, body: &[u8], extras: RequestExtras) -> RequestInspection {
     if body.is_empty() {
         let dialect = Dialect::detect(path, None);
         return RequestInspection::forward(Verdict::Allow, Vec::new(), dialect, ScanSession::new("request"));
     }
     match body_kind(content_type) {
-        BodyKind::Json => inspect_json(policy, path, body),
+        BodyKind::Json => inspect_json(policy, path, body, extras),
         BodyKind::Text => match std::str::from_utf8(body) {
             Ok(text) => inspect_text(policy, path, text),
             Err(_) => RequestInspection::refused(
@@ -133,7 +153,7 @@ pub fn inspect_request(policy: &Policy, path: &str, content_type: Option<&str>, 
     }
 }
 
-fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
+fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras) -> RequestInspection {
     let mut value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(_) if policy.malformed_json == Unscannable::Forward => {
@@ -155,6 +175,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     }
     let mut session = ScanSession::new("request");
     let mut text_bytes = 0usize;
+    let mut prompt_text = String::new();
     let mut changed = false;
     let mut blocked: Option<String> = None;
     let mut texts = Vec::new();
@@ -163,6 +184,10 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
             return;
         }
         text_bytes = text_bytes.saturating_add(text.len());
+        if extras.fingerprint_key.is_some() {
+            prompt_text.push_str(text);
+            prompt_text.push('\u{1f}');
+        }
         match policy.engine.process(text, path, &mut session) {
             Processed::Unchanged => {}
             Processed::Rewritten(new_text) => {
@@ -181,11 +206,11 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
     }
     let findings = session.take_findings();
     if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false };
     }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
-        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None };
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false };
     }
     let routed_to = policy
         .sensitive_route
@@ -196,20 +221,29 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8]) -> RequestInspection {
         fields.insert(ROUTE_FIELD.to_string(), Value::String(to.clone()));
         changed = true;
     }
-    let (outcome, verdict) = if changed {
-        match serde_json::to_vec(&value) {
-            Ok(bytes) => (Outcome::Rewrite(bytes), Verdict::Modify),
-            Err(err) => (
-                Outcome::Refuse(ClientError::new(500, "internal_error", "rewrite_failed", format!("could not re-encode the request: {err}"))),
-                Verdict::Reject,
-            ),
-        }
+    let prompt_fingerprint = extras.fingerprint_key.map(|key| key.fingerprint(&prompt_text, PROMPT_FINGERPRINT_HEX));
+    // The verdict speaks of what the detectors did; a canary alone is not a
+    // modification of the caller's content (the record flags it separately).
+    let verdict = if changed {
+        Verdict::Modify
     } else if findings.is_empty() {
-        (Outcome::Forward, Verdict::Allow)
+        Verdict::Allow
     } else {
-        (Outcome::Forward, Verdict::Log)
+        Verdict::Log
     };
-    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to }
+    let canary_inserted = extras.canary.is_some_and(|c| canary::insert(&mut value, dialect, c));
+    let outcome = if changed || canary_inserted {
+        match serde_json::to_vec(&value) {
+            Ok(bytes) => Outcome::Rewrite(bytes),
+            Err(err) => {
+                let error = ClientError::new(500, "internal_error", "rewrite_failed", format!("could not re-encode the request: {err}"));
+                return RequestInspection::refused(error, Verdict::Reject);
+            }
+        }
+    } else {
+        Outcome::Forward
+    };
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to, prompt_fingerprint, canary_inserted }
 }
 
 fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {

@@ -24,3 +24,5 @@ pub mod response;
 pub mod dialect;
 pub mod protobuf_struct;
 pub mod encoding;
+pub mod metrics;
+pub mod canary;

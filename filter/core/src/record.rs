@@ -74,6 +74,18 @@ pub struct FindingRecord {
     pub fingerprints: Vec<String>,
 }
 
+/// What a candidate (shadow) policy would have done with the same request,
+/// evaluated beside the enforced one without changing what the client gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShadowOutcome {
+    pub policy: String,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub findings: usize,
+    /// The candidate's verdict or reason differs from the enforced one.
+    pub differs: bool,
+}
+
 /// A call to the sidecar made for this request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Escalation {
@@ -112,6 +124,12 @@ pub struct DecisionRecord {
     pub escalations: Vec<Escalation>,
     /// The upstream a `sensitive_route` sent this request to.
     pub routed_to: Option<String>,
+    /// Keyed fingerprint (HMAC) of the prompt's text: the same prompt seen
+    /// twice has the same fingerprint; the text itself is never recorded.
+    pub prompt_fingerprint: Option<String>,
+    /// A canary was placed in the system prompt (its value is not recorded).
+    pub canary: bool,
+    pub shadow: Option<ShadowOutcome>,
     /// The API dialect recognised from the route and body.
     pub dialect: Option<&'static str>,
     pub request_bytes: usize,

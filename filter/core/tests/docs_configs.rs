@@ -54,3 +54,23 @@ fn the_demo_configuration_compiles() {
     let config = CompiledConfig::from_json(&bytes).unwrap();
     assert_eq!(config.default_policy, "standard");
 }
+
+#[test]
+fn the_grafana_dashboard_uses_metrics_the_filter_emits() {
+    let text = std::fs::read_to_string(root().join("docs/grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(name) = word.strip_prefix("meshguard_") {
+                    let metric = format!("meshguard_{}", name.trim_end_matches("_bucket"));
+                    assert!(meshguard_core::metrics::NAMES.contains(&metric.as_str()), "dashboard uses unknown metric {metric}");
+                    used += 1;
+                }
+            }
+        }
+    }
+    assert!(used >= 5);
+}

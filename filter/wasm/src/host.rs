@@ -1,11 +1,15 @@
 //! Small wrappers over proxy-wasm host calls that turn host errors into
 //! `Option`s and log lines, so the data path has nothing to unwrap.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshguard_core::metrics::{Kind, Sample};
 
 use meshguard_core::ClientError;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
+use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`): access logs read the
 /// record with `%FILTER_STATE(wasm.meshguard_decision:PLAIN)%`.
@@ -125,4 +129,51 @@ pub fn update_shared<T>(key: &str, mut update: impl FnMut(Option<&[u8]>) -> (Opt
         }
     }
     last
+}
+
+thread_local! {
+    static SEQUENCE: Cell<u64> = const { Cell::new(0) };
+    /// Metric ids by name: defining a metric is a host call, so once per VM.
+    static METRIC_IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+/// A per-VM counter, for values that must differ between requests.
+pub fn next_sequence() -> u64 {
+    SEQUENCE.with(|seq| {
+        let next = seq.get().wrapping_add(1);
+        seq.set(next);
+        next
+    })
+}
+
+/// Bound on distinct metric names per VM: names come from configuration
+/// (policies, detector ids), but a bound keeps a mistake from growing memory.
+const MAX_METRICS: usize = 4096;
+
+pub fn emit_metrics(samples: &[Sample]) {
+    METRIC_IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        for sample in samples {
+            let id = match ids.get(&sample.name) {
+                Some(id) => *id,
+                None if ids.len() >= MAX_METRICS => continue,
+                None => {
+                    let kind = match sample.kind {
+                        Kind::Counter => MetricType::Counter,
+                        Kind::Histogram => MetricType::Histogram,
+                    };
+                    let Ok(id) = hostcalls::define_metric(kind, &sample.name) else { continue };
+                    ids.insert(sample.name.clone(), id);
+                    id
+                }
+            };
+            let result = match sample.kind {
+                Kind::Counter => hostcalls::increment_metric(id, i64::try_from(sample.value).unwrap_or(i64::MAX)),
+                Kind::Histogram => hostcalls::record_metric(id, sample.value),
+            };
+            if let Err(status) = result {
+                log::debug!("metric {} not recorded: {status:?}", sample.name);
+            }
+        }
+    });
 }

@@ -11,9 +11,10 @@ use meshguard_core::detect::ScanSession;
 use meshguard_core::dialect::{Dialect, Usage};
 use meshguard_core::encoding::{self, Encoding};
 use meshguard_core::identity::{AuthMode, Authenticator};
-use meshguard_core::inspect::{self, Outcome};
+use meshguard_core::canary;
+use meshguard_core::inspect::{self, Outcome, RequestExtras};
 use meshguard_core::quota::{self, Quota};
-use meshguard_core::record::{DecisionRecord, Escalation, Verdict};
+use meshguard_core::record::{DecisionRecord, Escalation, ShadowOutcome, Verdict};
 use meshguard_core::response;
 use meshguard_core::review::{self, ReviewVerdict};
 use meshguard_core::stream::{StreamFilter, StreamLimits, StreamOutput};
@@ -58,6 +59,8 @@ pub struct RequestFilter {
     /// their own callback (the SDK aborts the VM on a read at another time).
     response_content_type: Option<String>,
     request_encoding: Encoding,
+    /// The canary placed in this request's system prompt.
+    canary: Option<String>,
 }
 
 impl RequestFilter {
@@ -78,6 +81,7 @@ impl RequestFilter {
             request_scan: None,
             response_content_type: None,
             request_encoding: Encoding::Identity,
+            canary: None,
         }
     }
 
@@ -262,7 +266,27 @@ impl RequestFilter {
             Ok(body) => body,
             Err(error) => return self.refuse(error, Verdict::Reject),
         };
-        let inspection = inspect::inspect_request(policy, &self.record.route.path, self.content_type.as_deref(), &body);
+        if policy.canary {
+            let seed = format!("{}:{}:{}", host::now_nanos(), host::next_sequence(), self.record.request_id.as_deref().unwrap_or(""));
+            self.canary = Some(canary::make(seed.as_bytes()));
+        }
+        let extras = RequestExtras { fingerprint_key: config.fingerprint_key.as_ref(), canary: self.canary.as_deref() };
+        let inspection = inspect::inspect_request(policy, &self.record.route.path, self.content_type.as_deref(), &body, extras);
+        if let Some(shadow) = policy.shadow.as_deref().and_then(|name| config.policy(name)) {
+            let candidate = inspect::inspect_request(shadow, &self.record.route.path, self.content_type.as_deref(), &body, RequestExtras::default());
+            self.record.shadow = Some(ShadowOutcome {
+                policy: shadow.name.clone(),
+                differs: candidate.verdict != inspection.verdict || candidate.reason != inspection.reason,
+                verdict: candidate.verdict,
+                reason: candidate.reason,
+                findings: candidate.findings.iter().map(|f| f.count).sum(),
+            });
+        }
+        self.record.prompt_fingerprint = inspection.prompt_fingerprint.clone();
+        self.record.canary = inspection.canary_inserted;
+        if !inspection.canary_inserted {
+            self.canary = None;
+        }
         self.dialect = inspection.dialect;
         self.record.dialect = Some(inspection.dialect.as_str());
         self.request_scan = Some(inspection.session);
@@ -390,7 +414,8 @@ impl RequestFilter {
             let dialect = self.dialect;
             let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));
             let limits = StreamLimits::for_engine(&policy.engine, cap);
-            self.response_mode = ResponseMode::Streaming(Box::new(StreamFilter::new(dialect, vault, limits)));
+            let stream = StreamFilter::new(dialect, vault, limits).with_canary(self.canary.clone());
+            self.response_mode = ResponseMode::Streaming(Box::new(stream));
         } else {
             // Envoy 1.40 does not deliver the body to a filter that paused the
             // response headers, so an oversized response must be caught here,
@@ -484,6 +509,10 @@ impl RequestFilter {
         };
         self.record.response_bytes = body_size;
         let body = host::body(BufferType::HttpResponseBody, body_size);
+        if self.canary.as_deref().is_some_and(|c| canary::leaked(&body, c)) {
+            let error = ClientError::new(403, "policy_violation", canary::LEAK_CODE, "the answer repeated the system prompt's canary and was not delivered");
+            return self.refuse(error, Verdict::Block);
+        }
         let content_type = self.response_content_type.clone();
         let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));
         let inspection = response::inspect_response(self.dialect, &policy.engine, &vault, content_type.as_deref(), &body);
@@ -547,5 +576,6 @@ impl HttpContext for RequestFilter {
         if self.config.audit.log_decisions {
             log::info!("meshguard.decision {}", self.record.to_json());
         }
+        host::emit_metrics(&meshguard_core::metrics::samples(&self.record));
     }
 }

@@ -60,11 +60,14 @@ pub(crate) struct Channel {
     pub emitted: Option<String>,
     /// Ended (flushed); more text reopens it.
     pub ended: bool,
+    /// The last released characters, so a canary split across events is
+    /// still seen whole.
+    pub canary_tail: String,
 }
 
 impl Channel {
     pub fn new(key: Key, field: String, shape: Shape) -> Self {
-        Self { key, field, shape, pending: String::new(), restore_tail: String::new(), emitted: Some(String::new()), ended: false }
+        Self { key, field, shape, pending: String::new(), restore_tail: String::new(), emitted: Some(String::new()), ended: false, canary_tail: String::new() }
     }
 
     pub fn is_idle(&self) -> bool {

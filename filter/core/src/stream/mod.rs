@@ -140,6 +140,8 @@ pub struct StreamFilter {
     /// Responses: the last `sequence_number` and the response object.
     last_sequence: Option<u64>,
     response_base: Option<Value>,
+    /// The request's canary: an answer that repeats it is cut off.
+    canary: Option<String>,
 }
 
 impl StreamFilter {
@@ -163,7 +165,14 @@ impl StreamFilter {
             chat_base: None,
             last_sequence: None,
             response_base: None,
+            canary: None,
         }
+    }
+
+    /// Watches for the canary placed in the request's system prompt.
+    pub fn with_canary(mut self, canary: Option<String>) -> Self {
+        self.canary = canary.filter(|c| !c.is_empty());
+        self
     }
 
     /// Feeds one body chunk; returns what to send now.
@@ -345,6 +354,24 @@ impl StreamFilter {
             ));
         }
         let released = channel::restore(&self.vault, &mut ch.restore_tail, &step.release, is_final);
+        if let Some(canary) = &self.canary {
+            // The canary completes within one release at the latest, so the
+            // client never receives it whole.
+            let window = format!("{}{}", ch.canary_tail, released);
+            if window.contains(canary.as_str()) {
+                return Err(StreamBlock {
+                    code: crate::canary::LEAK_CODE.to_string(),
+                    message: "the answer repeated the system prompt's canary (a system prompt leak); the rest was not sent".to_string(),
+                    by_detector: true,
+                });
+            }
+            let keep = canary.len().saturating_sub(1);
+            let mut start = window.len().saturating_sub(keep);
+            while start < window.len() && !window.is_char_boundary(start) {
+                start += 1;
+            }
+            ch.canary_tail = window.get(start..).unwrap_or("").to_string();
+        }
         if let Some(emitted) = ch.emitted.as_mut() {
             if self.retained.saturating_add(released.len()) > self.limits.max_retained_bytes {
                 ch.emitted = None;
