@@ -29,15 +29,26 @@ ensure_venv() {
   fi
 }
 
+ensure_node_modules() {
+  local dir="$ROOT/tests/mesh" stamp="$ROOT/tests/mesh/node_modules/.meshguard-lock.sha" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the manifest schema checkers (tests/mesh, npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+}
+
 build_all() {
   say "building the filter (wasm32-wasip1, release)"
   (cd "$ROOT" && cargo build --release --locked -p meshguard-filter --target wasm32-wasip1)
-  say "building the sidecar (release)"
-  (cd "$ROOT" && cargo build --release --locked -p meshguard-sidecar)
+  say "building the sidecar and the meshguard CLI (release)"
+  (cd "$ROOT" && cargo build --release --locked -p meshguard-sidecar -p meshguard-cli)
 }
 
 setup_all() {
   ensure_wasm_target
   ensure_venv
+  ensure_node_modules
   build_all
 }
