@@ -14,6 +14,7 @@ Test-only request headers:
   x-demo-chunk-size  characters per streamed delta (default 8)
   x-demo-leak-system answer with the system prompt, as a model tricked into
                      revealing it would
+  x-demo-tool-call   (chat) answer with a call of the named tool instead of text
 
 Standard library only. Usage: demo_upstream.py [--host 127.0.0.1] [--port 8000]
 """
@@ -185,7 +186,9 @@ class Handler(BaseHTTPRequestHandler):
         prompt_tokens = count_tokens(text_body)
         stream = isinstance(body, dict) and body.get("stream") is True
         path = self.path.split("?")[0]
-        if path == "/v1/chat/completions":
+        if path == "/v1/chat/completions" and "x-demo-tool-call" in headers:
+            self.openai_tool_call(model, headers["x-demo-tool-call"], stream)
+        elif path == "/v1/chat/completions":
             self.openai_chat(model, reply, stream, chunk_size, prompt_tokens, body)
         elif path == "/v1/responses":
             self.openai_responses(model, reply, stream, chunk_size, prompt_tokens)
@@ -231,6 +234,29 @@ class Handler(BaseHTTPRequestHandler):
         self.sse({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
         if include_usage:
             self.sse({**base, "choices": [], "usage": usage})
+        self.sse("[DONE]")
+        self.end_stream()
+
+    def openai_tool_call(self, model, name, stream):
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        call = {"id": "call_" + uuid.uuid4().hex[:12], "type": "function",
+                "function": {"name": name, "arguments": '{"q": "status"}'}}
+        if not stream:
+            self.send_json(200, {
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                             "logprobs": None, "finish_reason": "tool_calls"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}})
+            return
+        base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        self.start_stream()
+        first = {"index": 0, **call, "function": {"name": name, "arguments": ""}}
+        self.sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]},
+                                       "finish_reason": None}]})
+        self.sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": call["function"]["arguments"]}}]}, "finish_reason": None}]})
+        self.sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
         self.sse("[DONE]")
         self.end_stream()
 

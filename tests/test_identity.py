@@ -8,6 +8,7 @@ import json
 import time
 
 import jwt
+import openai
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -315,3 +316,24 @@ def test_ec_and_ed25519_tokens_from_pyjwt(make_stack):
         # The EC key does not verify a token that claims the Ed25519 key id.
         forged = jwt.encode(claims(), ec_key, algorithm="ES256", headers={"kid": "ed-1"})
         assert client.chat("forged", token=forged)[0] == 401
+
+
+def test_tool_calls_in_answers_follow_the_allow_list(make_stack):
+    stack = make_stack(rules_config(), sidecar=False)
+    client = Client(stack)
+    status, _, body = client.chat("look it up", headers={"x-demo-tool-call": "search"})
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "search"
+    # A disallowed call in a whole answer is not delivered.
+    request_id = new_request_id()
+    with pytest.raises(Exception):
+        client.chat("run it", headers={"x-demo-tool-call": "shell", "x-request-id": request_id})
+    assert client.record_for(request_id)["meshguard"]["reason"] == "tool_not_allowed"
+    # In a stream, it ends with an error event before the call is complete.
+    sdk = openai.OpenAI(base_url=stack.base_url + "/v1", api_key=client.token, max_retries=0)
+    stream = sdk.chat.completions.create(model="demo", stream=True, messages=[{"role": "user", "content": "x"}],
+                                         extra_headers={"x-demo-tool-call": "shell"})
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in stream:
+            assert not (chunk.choices and chunk.choices[0].delta.tool_calls), "the disallowed call reached the client"
+    assert raised.value.code == "tool_not_allowed"

@@ -27,6 +27,38 @@ pub fn tool_names(body: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// Names of the tools a model calls in an answer or a streamed event:
+/// OpenAI chat (`choices[].message.tool_calls[]` and streamed
+/// `choices[].delta.tool_calls[]`), Responses (`function_call` items in
+/// `output[]` or a streamed `item`), Anthropic (`tool_use` blocks in
+/// `content[]` or a streamed `content_block`).
+pub fn called_tool_names(value: &Value) -> Vec<&str> {
+    let mut names = Vec::new();
+    for choice in value.get("choices").and_then(Value::as_array).into_iter().flatten() {
+        for holder in ["message", "delta"] {
+            let calls = choice.get(holder).and_then(|m| m.get("tool_calls")).and_then(Value::as_array);
+            for call in calls.into_iter().flatten() {
+                if let Some(name) = call.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    let items = value.get("output").and_then(Value::as_array).into_iter().flatten().chain(value.get("item"));
+    for item in items {
+        if item.get("type").and_then(Value::as_str) == Some("function_call") {
+            names.extend(item.get("name").and_then(Value::as_str));
+        }
+    }
+    let blocks = value.get("content").and_then(Value::as_array).into_iter().flatten().chain(value.get("content_block"));
+    for block in blocks {
+        if block.get("type").and_then(Value::as_str) == Some("tool_use") {
+            names.extend(block.get("name").and_then(Value::as_str));
+        }
+    }
+    names
+}
+
 /// The output tokens a request asks for, whichever dialect's field it uses.
 fn requested_output_tokens(body: &Value) -> Option<u64> {
     ["max_completion_tokens", "max_tokens", "max_output_tokens"].iter().find_map(|field| body.get(*field).and_then(Value::as_u64))
@@ -84,6 +116,22 @@ impl RequestRules {
         Ok(())
     }
 
+    /// Checks the tools a model calls in an answer against the allow-list.
+    pub fn check_tool_calls(&self, answer: &Value) -> Result<(), ClientError> {
+        let Some(tools) = &self.tools else {
+            return Ok(());
+        };
+        match called_tool_names(answer).into_iter().find(|name| !allowed(tools, name)) {
+            Some(name) => Err(ClientError::new(
+                403,
+                "policy_violation",
+                "tool_not_allowed",
+                format!("the model called tool `{}`, which is not allowed for this caller", name.chars().take(64).collect::<String>()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the prompt's estimated size; `text_bytes` is all its text.
     pub fn check_prompt_size(&self, text_bytes: usize) -> Result<(), ClientError> {
         if let Some(limit) = self.max_prompt_tokens {
@@ -133,6 +181,25 @@ mod tests {
         let err = rules().check_request(&anthropic).unwrap_err();
         assert_eq!(err.code, "tool_not_allowed");
         assert!(err.message.contains("shell"));
+    }
+
+    #[test]
+    fn tool_calls_in_answers_of_every_dialect() {
+        let answers = [
+            json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "shell", "arguments": "{}"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "shell"}}]}}]}),
+            json!({"output": [{"type": "function_call", "name": "shell", "arguments": "{}"}]}),
+            json!({"type": "response.output_item.added", "item": {"type": "function_call", "name": "shell"}}),
+            json!({"content": [{"type": "tool_use", "name": "shell", "input": {}}]}),
+            json!({"type": "content_block_start", "content_block": {"type": "tool_use", "name": "shell"}}),
+        ];
+        for answer in &answers {
+            assert_eq!(called_tool_names(answer), vec!["shell"], "{answer}");
+            assert_eq!(rules().check_tool_calls(answer).unwrap_err().code, "tool_not_allowed");
+        }
+        let fine = json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "search"}}]}}]});
+        assert!(rules().check_tool_calls(&fine).is_ok());
+        assert!(RequestRules::default().check_tool_calls(&answers[0]).is_ok());
     }
 
     #[test]

@@ -414,7 +414,9 @@ impl RequestFilter {
             let dialect = self.dialect;
             let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));
             let limits = StreamLimits::for_engine(&policy.engine, cap);
-            let stream = StreamFilter::new(dialect, vault, limits).with_canary(self.canary.clone());
+            let stream = StreamFilter::new(dialect, vault, limits)
+                .with_canary(self.canary.clone())
+                .with_rules(Some(policy.rules.clone()));
             self.response_mode = ResponseMode::Streaming(Box::new(stream));
         } else {
             // Envoy 1.40 does not deliver the body to a filter that paused the
@@ -512,6 +514,13 @@ impl RequestFilter {
         if self.canary.as_deref().is_some_and(|c| canary::leaked(&body, c)) {
             let error = ClientError::new(403, "policy_violation", canary::LEAK_CODE, "the answer repeated the system prompt's canary and was not delivered");
             return self.refuse(error, Verdict::Block);
+        }
+        if policy.rules.tools.is_some() {
+            if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if let Err(error) = policy.rules.check_tool_calls(&answer) {
+                    return self.refuse(error, Verdict::Block);
+                }
+            }
         }
         let content_type = self.response_content_type.clone();
         let vault = self.request_scan.take().unwrap_or_else(|| ScanSession::new("request"));

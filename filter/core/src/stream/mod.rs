@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use crate::client_error::ClientError;
 use crate::detect::{PolicyEngine, ScanSession};
+use crate::request_rules::RequestRules;
 use crate::dialect::{anthropic_error, Dialect, Usage};
 use crate::record::FindingRecord;
 use crate::sse::{self, SseEvent, SseParser};
@@ -142,6 +143,8 @@ pub struct StreamFilter {
     response_base: Option<Value>,
     /// The request's canary: an answer that repeats it is cut off.
     canary: Option<String>,
+    /// The policy's tool allow-list for calls the model makes.
+    rules: Option<RequestRules>,
 }
 
 impl StreamFilter {
@@ -166,7 +169,14 @@ impl StreamFilter {
             last_sequence: None,
             response_base: None,
             canary: None,
+            rules: None,
         }
+    }
+
+    /// Checks the tools the model calls against the policy's allow-list.
+    pub fn with_rules(mut self, rules: Option<RequestRules>) -> Self {
+        self.rules = rules.filter(|r| r.tools.is_some());
+        self
     }
 
     /// Watches for the canary placed in the request's system prompt.
@@ -273,6 +283,9 @@ impl StreamFilter {
         let Ok(mut value) = serde_json::from_str::<Value>(data) else {
             return self.handle_text(engine, &event, out);
         };
+        if let Some(Err(error)) = self.rules.as_ref().map(|rules| rules.check_tool_calls(&value)) {
+            return Err(StreamBlock { code: error.code, message: error.message, by_detector: true });
+        }
         let mut before = Vec::new();
         let changed = match classify(&value) {
             Some(Dialect::OpenAiChat) => {
