@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod stream_support;
+use stream_support::Rng;
 use std::collections::BTreeMap;
 
 use meshguard_core::detect::{DetectorSetting, DetectorsConfig, PolicyEngine, Processed, ScanSession};
@@ -103,19 +105,6 @@ const FILLERS: &[&str] = &[
     "100% sure & done\\ ",
 ];
 
-/// Small deterministic PRNG (xorshift64*), so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn random_text(rng: &mut Rng) -> String {
     let mut t = String::new();
