@@ -88,7 +88,7 @@ mod tests {
 
         let mut chat = json!({"messages": [{"role": "developer", "content": [{"type": "text", "text": "rules"}]}]});
         assert!(insert(&mut chat, Dialect::OpenAiChat, "mgc2"));
-        assert_eq!(chat["messages"][0]["content"][1]["text"].as_str().unwrap().contains("mgc2"), true);
+        assert!(chat["messages"][0]["content"][1]["text"].as_str().unwrap().contains("mgc2"));
 
         let mut responses = json!({"instructions": "be terse", "input": "x"});
         assert!(insert(&mut responses, Dialect::OpenAiResponses, "mgc3"));
