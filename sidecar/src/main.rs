@@ -1,17 +1,15 @@
 //! meshguard-sidecar: the native service the filter calls for work that does
 //! not fit in a wasm VM.
 
-mod api;
-mod settings;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use meshguard_core::CompiledConfig;
 
-use crate::api::{AppState, Metrics};
-use crate::settings::{Flags, Settings};
+use meshguard_sidecar::api::{self, AppState};
+use meshguard_sidecar::model::{select_device, BertEmbedder, Embedder};
+use meshguard_sidecar::settings::{DeviceKind, Flags, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,7 +31,27 @@ async fn run(flags: Flags) -> Result<(), String> {
     let bytes = std::fs::read(&settings.plugin_config)
         .map_err(|e| format!("cannot read plugin configuration {}: {e}", settings.plugin_config.display()))?;
     let config = CompiledConfig::from_json(&bytes).map_err(|e| format!("{}: {e}", settings.plugin_config.display()))?;
-    let state = Arc::new(AppState { config, metrics: Metrics::default() });
+    let embedder = match &settings.model_dir {
+        Some(_) if !settings.needs_model() => {
+            tracing::info!("no semantic guards and no data_dir: the embedding model is not loaded");
+            None
+        }
+        Some(dir) => {
+            let device = select_device(settings.device == DeviceKind::Cuda)?;
+            let (dir, max_tokens) = (dir.clone(), settings.max_tokens);
+            let started = std::time::Instant::now();
+            let model = tokio::task::spawn_blocking(move || BertEmbedder::load(&dir, device, max_tokens))
+                .await
+                .map_err(|e| format!("model loader failed: {e}"))??;
+            tracing::info!(model_dir = %settings.model_dir.as_deref().unwrap_or(std::path::Path::new("")).display(), ms = started.elapsed().as_millis() as u64, "embedding model loaded");
+            Some(Arc::new(model) as Arc<dyn Embedder>)
+        }
+        None => {
+            tracing::info!("no embedding model (--model-dir): semantic guards and retrieval are off");
+            None
+        }
+    };
+    let state = Arc::new(AppState::build(&settings, config, embedder).await?);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;

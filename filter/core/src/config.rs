@@ -6,9 +6,11 @@
 //! can act on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::classify::{Classifier, ClassifierConfig, InjectionConfig, InjectionPolicy};
 use crate::config_error::{join, ConfigError};
 use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
@@ -42,6 +44,9 @@ pub struct PluginConfig {
     pub policy_rules: Vec<PolicyRule>,
     #[serde(default)]
     pub detectors: DetectorsConfig,
+    /// The prompt-injection model (embedded unless an operator supplies one).
+    #[serde(default)]
+    pub classifier: Option<ClassifierConfig>,
     pub default_policy: String,
     pub policies: BTreeMap<String, PolicyConfig>,
 }
@@ -176,6 +181,9 @@ pub struct PolicyConfig {
     /// its verdict is recorded, never enforced.
     #[serde(default)]
     pub shadow: Option<String>,
+    /// Prompt-injection scoring: thresholds and which roles are scored.
+    #[serde(default)]
+    pub injection: Option<InjectionConfig>,
 }
 
 /// Marks a request for another upstream when its findings include one of
@@ -222,6 +230,7 @@ pub struct Policy {
     pub canary: bool,
     pub shadow: Option<String>,
     pub engine: PolicyEngine,
+    pub injection: Option<InjectionPolicy>,
 }
 
 /// The whole configuration, validated and compiled. Built once per plugin
@@ -239,6 +248,9 @@ pub struct CompiledConfig {
     pub selector: PolicySelector,
     /// Key for prompt fingerprints (`detectors.fingerprint_key`).
     pub fingerprint_key: Option<FingerprintKey>,
+    /// The loaded injection model, shared by the policies that use it;
+    /// loaded only when a policy has `injection` or a model is configured.
+    pub classifier: Option<Arc<Classifier>>,
     /// Short stable hash of the configuration document, for the decision
     /// record: a SOC analyst can tell which policy text made a decision.
     pub config_hash: String,
@@ -305,6 +317,7 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
         ));
     }
 
+    let classifier = load_classifier(&config)?;
     let mut policies = BTreeMap::new();
     for (name, policy) in &config.policies {
         let path = join("policies", name);
@@ -360,6 +373,10 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 ));
             }
         }
+        let injection = match (&policy.injection, &classifier) {
+            (Some(cfg), Some(model)) => Some(InjectionPolicy::compile(cfg, model.clone(), &join(&path, "injection"))?),
+            _ => None,
+        };
         let rate_limit = policy.rate_limit.clone().unwrap_or_default();
         rate_limit.validate(&join(&path, "rate_limit"))?;
         policies.insert(
@@ -383,6 +400,7 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 canary: policy.canary,
                 shadow: policy.shadow.clone(),
                 engine,
+                injection,
             },
         );
     }
@@ -394,6 +412,7 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
     let fingerprint_key = config.detectors.fingerprint_key.as_deref().and_then(FingerprintKey::new);
     Ok(CompiledConfig {
         fingerprint_key,
+        classifier,
         authenticator: Some(authenticator),
         selector,
         limits: config.limits,
@@ -403,6 +422,31 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
         default_policy: config.default_policy,
         config_hash,
     })
+}
+
+/// Loads (and optimises) the injection model once, if anything needs it.
+fn load_classifier(config: &PluginConfig) -> Result<Option<Arc<Classifier>>, ConfigError> {
+    let user = config.policies.iter().find(|(_, p)| p.injection.is_some()).map(|(name, _)| name);
+    let model = config.classifier.as_ref().and_then(|c| c.model_base64.as_deref());
+    if user.is_none() && model.is_none() {
+        return Ok(None);
+    }
+    #[cfg(feature = "classifier")]
+    {
+        let loaded = match model {
+            Some(encoded) => Classifier::from_base64(encoded, "classifier.model_base64")?,
+            None => Classifier::embedded()?,
+        };
+        Ok(Some(Arc::new(loaded)))
+    }
+    #[cfg(not(feature = "classifier"))]
+    {
+        let path = match user {
+            Some(name) => join(&join("policies", name), "injection"),
+            None => "classifier.model_base64".to_string(),
+        };
+        Err(ConfigError::new(path, "this build of the filter has no classifier (built without the `classifier` feature); use the full build, or classify in the sidecar"))
+    }
 }
 
 fn validate_cap(path: &str, value: usize) -> Result<(), ConfigError> {

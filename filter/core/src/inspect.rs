@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::client_error::ClientError;
 use crate::config::{Policy, Unscannable, ROUTE_FIELD};
 use crate::canary;
+use crate::classify::{ClassifierAction, ClassifierRecord, InjectionPolicy, Role, Roles};
 use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
@@ -42,6 +43,8 @@ pub struct RequestInspection {
     pub prompt_fingerprint: Option<String>,
     /// The canary went into the system prompt.
     pub canary_inserted: bool,
+    /// Prompt-injection scores, when the policy scores them.
+    pub classifier: Option<ClassifierRecord>,
 }
 
 /// Per-request inputs besides the body.
@@ -70,6 +73,7 @@ impl RequestInspection {
             routed_to: None,
             prompt_fingerprint: None,
             canary_inserted: false,
+            classifier: None,
         }
     }
 
@@ -81,7 +85,7 @@ impl RequestInspection {
     }
 
     fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
-        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false }
+        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None }
     }
 }
 
@@ -179,9 +183,17 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     let mut changed = false;
     let mut blocked: Option<String> = None;
     let mut texts = Vec::new();
+    let roles = policy.injection.as_ref().map(|_| Roles::of(&value));
+    let mut to_score: Vec<(String, Role, String)> = Vec::new();
     let walked = wire::for_each_text_mut(&mut value, &mut |path, text| {
         if blocked.is_some() {
             return;
+        }
+        if let (Some(injection), Some(roles)) = (&policy.injection, &roles) {
+            let role = roles.role_of(path);
+            if injection.scans(role) {
+                to_score.push((path.to_string(), role, text.clone()));
+            }
         }
         text_bytes = text_bytes.saturating_add(text.len());
         if extras.fingerprint_key.is_some() {
@@ -206,11 +218,15 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     }
     let findings = session.take_findings();
     if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None };
     }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
-        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false };
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None };
+    }
+    let classifier = policy.injection.as_ref().map(|injection| injection.assess(&to_score));
+    if let Some(error) = classifier.as_ref().and_then(injection_refusal) {
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier };
     }
     let routed_to = policy
         .sensitive_route
@@ -243,7 +259,29 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     } else {
         Outcome::Forward
     };
-    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to, prompt_fingerprint, canary_inserted }
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to, prompt_fingerprint, canary_inserted, classifier }
+}
+
+/// The client error for a request the classifier blocks.
+pub const PROMPT_INJECTION: &str = "prompt_injection";
+
+fn injection_refusal(record: &ClassifierRecord) -> Option<ClientError> {
+    (record.action == ClassifierAction::Block).then(|| {
+        let role = record.role.map_or("", Role::as_str);
+        ClientError::new(
+            403,
+            "policy_violation",
+            PROMPT_INJECTION,
+            format!("request blocked by meshguard policy: a {role} text scored as a likely prompt injection"),
+        )
+    })
+}
+
+fn score_plain_text(injection: Option<&InjectionPolicy>, text: &str) -> Option<ClassifierRecord> {
+    let injection = injection?;
+    let role = Role::User;
+    let texts = if injection.scans(role) { vec![(String::new(), role, text.to_string())] } else { Vec::new() };
+    Some(injection.assess(&texts))
 }
 
 fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {
@@ -252,6 +290,15 @@ fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {
     let findings = session.take_findings();
     let dialect = Dialect::detect(path, None);
     let mut inspection = RequestInspection::forward(Verdict::Allow, findings, dialect, session);
+    inspection.classifier = score_plain_text(policy.injection.as_ref(), text);
+    if !matches!(processed, Processed::Blocked { .. }) {
+        if let Some(error) = inspection.classifier.as_ref().and_then(injection_refusal) {
+            inspection.reason = Some(error.code.clone());
+            inspection.outcome = Outcome::Refuse(error);
+            inspection.verdict = Verdict::Block;
+            return inspection;
+        }
+    }
     match processed {
         Processed::Unchanged => {
             if !inspection.findings.is_empty() {

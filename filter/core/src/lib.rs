@@ -26,3 +26,4 @@ pub mod protobuf_struct;
 pub mod encoding;
 pub mod metrics;
 pub mod canary;
+pub mod classify;

@@ -28,6 +28,7 @@ pub const NAMES: &[&str] = &[
     "meshguard_degraded_total",
     "meshguard_tokens_total",
     "meshguard_shadow_total",
+    "meshguard_classifier_score",
 ];
 
 /// The label names, in the order Envoy's tag extraction is configured for.
@@ -85,6 +86,11 @@ pub fn samples(record: &DecisionRecord) -> Vec<Sample> {
                 out.push(counter("meshguard_tokens_total", &[("policy", policy), ("kind", kind)], tokens));
             }
         }
+    }
+    if let Some(max) = record.classifier.as_ref().and_then(|c| c.max) {
+        // Per-mille: Envoy histograms take integers.
+        let per_mille = (max * 1000.0).round().clamp(0.0, 1000.0) as u64;
+        out.push(Sample { kind: Kind::Histogram, name: "meshguard_classifier_score".to_string(), value: per_mille });
     }
     if let Some(shadow) = &record.shadow {
         out.push(counter(

@@ -130,6 +130,8 @@ pub struct DecisionRecord {
     /// A canary was placed in the system prompt (its value is not recorded).
     pub canary: bool,
     pub shadow: Option<ShadowOutcome>,
+    /// Prompt-injection scores (max, per role, action), when the policy scores them.
+    pub classifier: Option<crate::classify::ClassifierRecord>,
     /// The API dialect recognised from the route and body.
     pub dialect: Option<&'static str>,
     pub request_bytes: usize,

@@ -22,6 +22,11 @@ pub struct ClassifyResponse {
     /// The rule that decided a `block`; becomes the client error's `code`.
     #[serde(default)]
     pub code: Option<String>,
+    /// Optional per-rule scores behind the verdict (e.g. the similarity of
+    /// the texts to each semantic deny topic); older sidecars omit it and the
+    /// filter does not need it to act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<std::collections::BTreeMap<String, f32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +78,14 @@ mod tests {
         assert_eq!(parse_response(Some("503"), br#"{"verdict":"allow"}"#), Err("error_status"));
         assert_eq!(parse_response(Some("200"), b"not json"), Err("malformed_response"));
         assert_eq!(parse_response(Some("200"), br#"{"verdict":"maybe"}"#), Err("unknown_verdict"));
+    }
+
+    #[test]
+    fn scores_are_optional_and_ignored_by_the_verdict() {
+        assert_eq!(
+            parse_response(Some("200"), br#"{"verdict":"block","code":"weapons","scores":{"weapons":0.81}}"#),
+            Ok(ReviewVerdict::Block { code: "weapons".into() })
+        );
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl RequestFilter {
         }
         self.record.prompt_fingerprint = inspection.prompt_fingerprint.clone();
         self.record.canary = inspection.canary_inserted;
+        self.record.classifier = inspection.classifier.clone();
         if !inspection.canary_inserted {
             self.canary = None;
         }
