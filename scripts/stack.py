@@ -141,6 +141,7 @@ class Stack:
     pre_filters: Path = None
     bare: bool = False
     template: Path = ENVOY_TEMPLATE
+    wasm_path: Path = WASM_PATH
     processes: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -186,7 +187,8 @@ class Stack:
     def envoy_config_path(self):
         path = self.run_dir / "envoy.yaml"
         path.write_text(render_envoy_config(self.ports, self.plugin_config_text, self.access_log,
-                                            template=self.template, pre_filters=self.pre_filters, bare=self.bare))
+                                            wasm_path=self.wasm_path, template=self.template,
+                                            pre_filters=self.pre_filters, bare=self.bare))
         return path
 
     def start_envoy(self, wait=True):

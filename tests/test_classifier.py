@@ -31,14 +31,6 @@ WASM = Path(os.environ.get("MESHGUARD_CLASSIFIER_WASM", stack_mod.WASM_PATH))
 NO_CLASSIFIER = "this build of the filter has no classifier"
 
 
-class ClassifierStack(stack_mod.Stack):
-    def envoy_config_path(self):
-        path = self.run_dir / "envoy.yaml"
-        path.write_text(stack_mod.render_envoy_config(self.ports, self.plugin_config_text, self.access_log,
-                                                      wasm_path=WASM))
-        return path
-
-
 def classifier_config():
     config = demo_plugin_config()
     config["policies"]["standard"]["injection"] = {
@@ -51,8 +43,8 @@ def classifier_config():
 
 @pytest.fixture(scope="module")
 def classifier_stack(tmp_path_factory):
-    stack = ClassifierStack(stack_mod.Ports.free(), tmp_path_factory.mktemp("classifier"),
-                            plugin_config_text=json.dumps(classifier_config()))
+    stack = stack_mod.Stack(stack_mod.Ports.free(), tmp_path_factory.mktemp("classifier"),
+                            plugin_config_text=json.dumps(classifier_config()), wasm_path=WASM)
     try:
         stack.start_upstream()
         try:
@@ -166,7 +158,7 @@ def test_scores_in_the_band_are_recorded_as_escalate(classifier_stack):
 def test_operator_model_that_is_not_onnx_fails_plugin_start(classifier_stack, tmp_path):
     config = classifier_config()
     config["classifier"] = {"model_base64": base64.b64encode(b"definitely not an onnx model").decode()}
-    stack = ClassifierStack(stack_mod.Ports.free(), tmp_path, plugin_config_text=json.dumps(config))
+    stack = stack_mod.Stack(stack_mod.Ports.free(), tmp_path, plugin_config_text=json.dumps(config), wasm_path=WASM)
     try:
         envoy = stack.start_envoy(wait=False)
         deadline = time.monotonic() + 120
