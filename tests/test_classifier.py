@@ -1,14 +1,13 @@
 """Prompt-injection classifier end to end through Envoy: the embedded ONNX
-model, loaded by tract inside V8, blocks an injection with 403
-`prompt_injection`, lets a benign prompt through, scores tool results as
-`tool`, and puts its scores in the decision record and the metrics.
+model, run by the filter's built-in evaluator inside V8, blocks an injection
+with 403 `prompt_injection`, lets a benign prompt through, scores tool
+results as `tool`, and puts its scores in the decision record and the
+metrics.
 
-The classifier is opt-in at build time (`cargo build --release -p
-meshguard-filter --target wasm32-wasip1 --features classifier`): these tests
-use the module named by MESHGUARD_CLASSIFIER_WASM (default: the usual build
-output) and are skipped when it was built without the classifier. With
-tract-onnx, Envoy takes about 30 s to compile the module, so the tests share
-as few Envoy starts as they can."""
+The tests use the default build of the filter, which carries the classifier.
+MESHGUARD_CLASSIFIER_WASM names another module to run them against (e.g. a
+`--features tract` build; Envoy then takes about 30 s to compile it, so the
+tests share as few Envoy starts as they can)."""
 
 import base64
 import json
@@ -50,8 +49,7 @@ def classifier_stack(tmp_path_factory):
         try:
             stack.start_envoy()
         except RuntimeError:
-            if NO_CLASSIFIER in stack.envoy_log.read_text():
-                pytest.skip(f"{WASM} was built without the classifier (build with --features classifier)")
+            assert NO_CLASSIFIER not in stack.envoy_log.read_text(), f"{WASM} was built without the classifier"
             raise
         yield stack
     finally:

@@ -13,64 +13,8 @@ use serde_json::{Map, Number, Value};
 /// Deeper nesting than this is refused; claims are shallow.
 const MAX_DEPTH: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeError(pub &'static str);
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, pos: 0 }
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.bytes.len()
-    }
-
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.bytes.get(self.pos).ok_or(DecodeError("truncated varint"))?;
-            self.pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(DecodeError("varint too long"))
-    }
-
-    fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(len).ok_or(DecodeError("length overflow"))?;
-        let slice = self.bytes.get(self.pos..end).ok_or(DecodeError("truncated field"))?;
-        self.pos = end;
-        Ok(slice)
-    }
-
-    fn length_delimited(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow"))?;
-        self.take(len)
-    }
-
-    /// Reads the next tag: (field number, wire type).
-    fn tag(&mut self) -> Result<(u64, u8), DecodeError> {
-        let key = self.varint()?;
-        Ok((key >> 3, (key & 7) as u8))
-    }
-
-    fn skip(&mut self, wire_type: u8) -> Result<(), DecodeError> {
-        match wire_type {
-            0 => self.varint().map(|_| ()),
-            1 => self.take(8).map(|_| ()),
-            2 => self.length_delimited().map(|_| ()),
-            5 => self.take(4).map(|_| ()),
-            _ => Err(DecodeError("unsupported wire type")),
-        }
-    }
-}
+pub use crate::protobuf_wire::DecodeError;
+use crate::protobuf_wire::Reader;
 
 /// Finds `filter_metadata[namespace]` in a serialized
 /// `envoy.config.core.v3.Metadata` and decodes it; `Ok(None)` if absent.

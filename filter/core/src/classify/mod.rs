@@ -5,14 +5,22 @@
 //! what the user typed.
 //!
 //! The configuration types and the featuriser are always built; the model
-//! runtime (tract-onnx) only with the `classifier` cargo feature. A build
-//! without it refuses a configuration that asks for injection scoring, so a
-//! policy can never silently lose its classifier.
+//! and its evaluator only with the `classifier` cargo feature (on by
+//! default). A build without it refuses a configuration that asks for
+//! injection scoring, so a policy can never silently lose its classifier.
+//! The `tract` feature adds tract-onnx for graphs the built-in evaluator
+//! does not run.
 
 pub mod features;
 mod roles;
 #[cfg(feature = "classifier")]
 mod model;
+#[cfg(feature = "classifier")]
+mod native;
+#[cfg(feature = "classifier")]
+pub mod onnx;
+#[cfg(feature = "tract")]
+mod tract_runtime;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,7 +119,15 @@ pub struct InjectionConfig {
     /// Which roles are scored.
     #[serde(default = "default_scan")]
     pub scan: Vec<Role>,
+    /// Scores in the uncertain band are sent to the sidecar's
+    /// `/v1/classify`, which must answer within this many milliseconds;
+    /// absent: the request follows the policy's default.
+    #[serde(default)]
+    pub escalation_budget_ms: Option<u64>,
 }
+
+/// Longest escalation budget accepted: the request waits this long at most.
+pub const MAX_ESCALATION_BUDGET_MS: u64 = 10_000;
 
 /// A policy's compiled injection settings.
 #[derive(Debug, Clone)]
@@ -120,6 +136,7 @@ pub struct InjectionPolicy {
     pub block_threshold: f32,
     pub uncertain_band: Option<(f32, f32)>,
     pub scan: Vec<Role>,
+    pub escalation_budget_ms: Option<u64>,
 }
 
 impl InjectionPolicy {
@@ -143,7 +160,16 @@ impl InjectionPolicy {
         if cfg.scan.is_empty() {
             return Err(ConfigError::new(join(path, "scan"), "must name at least one role (user, tool, retrieved, system, assistant, other)"));
         }
-        Ok(Self { classifier, block_threshold, uncertain_band, scan: cfg.scan.clone() })
+        if let Some(budget) = cfg.escalation_budget_ms {
+            let budget_path = join(path, "escalation_budget_ms");
+            if budget == 0 || budget > MAX_ESCALATION_BUDGET_MS {
+                return Err(ConfigError::new(budget_path, format!("must be between 1 and {MAX_ESCALATION_BUDGET_MS}, got {budget}")));
+            }
+            if uncertain_band.is_none() {
+                return Err(ConfigError::new(budget_path, "escalates scores in the `uncertain_band`, which is not set"));
+            }
+        }
+        Ok(Self { classifier, block_threshold, uncertain_band, scan: cfg.scan.clone(), escalation_budget_ms: cfg.escalation_budget_ms })
     }
 
     pub fn scans(&self, role: Role) -> bool {
@@ -270,6 +296,10 @@ mod tests {
         assert_eq!(err.path, "policies.p.injection.uncertain_band");
         let err = InjectionPolicy::compile(&cfg(r#"{"scan": []}"#), classifier.clone(), "policies.p.injection").unwrap_err();
         assert_eq!(err.path, "policies.p.injection.scan");
+        let err = InjectionPolicy::compile(&cfg(r#"{"escalation_budget_ms": 50}"#), classifier.clone(), "policies.p.injection").unwrap_err();
+        assert_eq!(err.path, "policies.p.injection.escalation_budget_ms");
+        let err = InjectionPolicy::compile(&cfg(r#"{"uncertain_band": [0.5, 0.8], "escalation_budget_ms": 60000}"#), classifier.clone(), "policies.p.injection").unwrap_err();
+        assert_eq!(err.path, "policies.p.injection.escalation_budget_ms");
         let ok = InjectionPolicy::compile(&cfg(r#"{"block_threshold": 0.9, "uncertain_band": [0.5, 0.9]}"#), classifier, "x").unwrap();
         assert_eq!(ok.scan, vec![Role::User, Role::Tool, Role::Retrieved]);
         assert!(serde_json::from_str::<InjectionConfig>(r#"{"scan": ["robot"]}"#).is_err());
