@@ -178,9 +178,9 @@ class Stack:
         self._wait(proc, lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200)
         return proc
 
-    def start_sidecar(self):
+    def start_sidecar(self, extra_args=()):
         proc = self._spawn("sidecar", [str(SIDECAR_BIN), "--listen", f"127.0.0.1:{self.ports.sidecar}",
-                                       "--plugin-config", str(self.sidecar_plugin_config)], "sidecar.log")
+                                       "--plugin-config", str(self.sidecar_plugin_config), *extra_args], "sidecar.log")
         self._wait(proc, lambda: http_get(f"http://127.0.0.1:{self.ports.sidecar}/healthz")[0] == 200)
         return proc
 

@@ -18,7 +18,7 @@ use crate::guards::Guards;
 use crate::ingest::{chunk, ingestion_engine, scan_chunk, Scanned};
 use crate::model::Embedder;
 use crate::settings::Settings;
-use crate::store::{CleanChunk, DocumentMeta, Identity, QuarantinedChunk, SqliteStore, Store};
+use crate::store::{CleanChunk, DocumentMeta, Identity, QuarantinedChunk, Store};
 
 pub const DOCUMENTS_PATH: &str = "/v1/documents";
 pub const RETRIEVE_PATH: &str = "/v1/retrieve";
@@ -57,9 +57,9 @@ impl AppState {
             Some(b) => Guards::compile(&settings.guards, b).await?,
             None => Guards::default(),
         };
-        let store: Option<Arc<dyn Store>> = match (&settings.data_dir, &batcher) {
-            (Some(dir), Some(b)) => Some(Arc::new(SqliteStore::open(dir, b.dimension())?)),
-            (Some(_), None) => return Err("data_dir: retrieval needs the embedding model (set `model_dir` or --model-dir)".into()),
+        let store = match (settings.retrieval_field(), &batcher) {
+            (Some(_), Some(b)) => crate::store::open(settings, b.dimension()).await?,
+            (Some(field), None) => return Err(format!("{field}: retrieval needs the embedding model (set `model_dir` or --model-dir)")),
             (None, _) => None,
         };
         Ok(Self {

@@ -32,7 +32,8 @@ pub struct Flags {
     /// `cpu` (default) or `cuda` (needs a build with `--features cuda`).
     #[arg(long)]
     pub device: Option<String>,
-    /// Directory for the retrieval store (SQLite + sqlite-vec). Without one,
+    /// Directory for the retrieval store (SQLite + sqlite-vec). Without one
+    /// (and without `store: "postgres"` in the settings file),
     /// /v1/documents and /v1/retrieve answer 503.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -110,6 +111,44 @@ fn default_max_k() -> usize {
     20
 }
 
+/// Which retrieval store backend serves `/v1/documents` and `/v1/retrieve`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite + sqlite-vec in `data_dir` (one replica).
+    #[default]
+    Sqlite,
+    /// PostgreSQL + pgvector with row-level security (many replicas).
+    Postgres,
+}
+
+/// The PostgreSQL store's connections. Two roles: `url` owns the schema and
+/// writes (ingestion), `reader_url` only searches and is subject to the
+/// row-level security policies.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Connection string of the owner/writer role, e.g.
+    /// `postgresql://meshguard_owner:PASSWORD@db:5432/meshguard`.
+    pub url: String,
+    /// Connection string of the reader role (no superuser, no BYPASSRLS).
+    pub reader_url: String,
+    /// Most connections per pool (each replica has a writer and a reader pool).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+// Connection strings carry passwords: never print them.
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings").field("pool_size", &self.pool_size).finish_non_exhaustive()
+    }
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
@@ -122,6 +161,10 @@ pub struct FileSettings {
     #[serde(default)]
     pub batch: BatchFileSettings,
     pub data_dir: Option<PathBuf>,
+    /// `sqlite` (default; needs `data_dir`) or `postgres` (needs `postgres`).
+    #[serde(default)]
+    pub store: StoreKind,
+    pub postgres: Option<PostgresSettings>,
     #[serde(default)]
     pub retrieval: RetrievalSettings,
     /// Semantic guards keyed by policy name (policies of the plugin
@@ -146,6 +189,8 @@ pub struct Settings {
     pub max_tokens: usize,
     pub batch: BatchFileSettings,
     pub data_dir: Option<PathBuf>,
+    pub store: StoreKind,
+    pub postgres: Option<PostgresSettings>,
     pub retrieval: RetrievalSettings,
     pub guards: BTreeMap<String, PolicyGuards>,
 }
@@ -185,6 +230,8 @@ impl Settings {
             max_tokens: file.max_tokens.unwrap_or(crate::model::DEFAULT_MAX_TOKENS),
             batch: file.batch,
             data_dir: flags.data_dir.or(file.data_dir),
+            store: file.store,
+            postgres: file.postgres,
             retrieval: file.retrieval,
             guards: file.guards,
         };
@@ -195,7 +242,16 @@ impl Settings {
     /// Whether anything configured uses the embedding model (semantic
     /// guards or retrieval); if not, the sidecar does not load it.
     pub fn needs_model(&self) -> bool {
-        self.data_dir.is_some() || self.guards.values().any(|g| !g.topics.is_empty())
+        self.retrieval_field().is_some() || self.guards.values().any(|g| !g.topics.is_empty())
+    }
+
+    /// The setting that turns retrieval on (`data_dir` for SQLite, `store`
+    /// for PostgreSQL), or `None` when retrieval is off.
+    pub fn retrieval_field(&self) -> Option<&'static str> {
+        match self.store {
+            StoreKind::Sqlite => self.data_dir.as_ref().map(|_| "data_dir"),
+            StoreKind::Postgres => Some("store"),
+        }
     }
 
     /// Checks that need no plugin configuration; [`Settings::check_policies`]
@@ -220,6 +276,7 @@ impl Settings {
         if r.max_k == 0 || r.max_k > 1000 {
             return Err("retrieval.max_k: must be between 1 and 1000".into());
         }
+        self.validate_store()?;
         for (policy, guards) in &self.guards {
             let mut seen = std::collections::BTreeSet::new();
             for (i, topic) in guards.topics.iter().enumerate() {
@@ -244,6 +301,31 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_store(&self) -> Result<(), String> {
+        match (self.store, &self.postgres) {
+            (StoreKind::Sqlite, None) => Ok(()),
+            (StoreKind::Sqlite, Some(_)) => Err("postgres: only used with `\"store\": \"postgres\"`".into()),
+            (StoreKind::Postgres, None) => Err("store: `postgres` needs a `postgres` section with `url` and `reader_url`".into()),
+            (StoreKind::Postgres, Some(pg)) => {
+                if self.data_dir.is_some() {
+                    return Err("data_dir: the postgres store keeps no local files; remove it or use `\"store\": \"sqlite\"`".into());
+                }
+                let owner = check_postgres_url("postgres.url", &pg.url)?;
+                let reader = check_postgres_url("postgres.reader_url", &pg.reader_url)?;
+                if owner == reader {
+                    return Err(format!(
+                        "postgres.reader_url: must connect as another role than postgres.url (both use `{owner}`); \
+                         the reader role is the one row-level security applies to"
+                    ));
+                }
+                if pg.pool_size == 0 || pg.pool_size > 256 {
+                    return Err("postgres.pool_size: must be between 1 and 256".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Every guarded policy must exist in the plugin configuration, and
     /// guards need the model.
     pub fn check_policies(&self, config: &meshguard_core::CompiledConfig, has_model: bool) -> Result<(), String> {
@@ -260,6 +342,26 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+/// Parses a PostgreSQL connection string (URL or `key=value` form) and
+/// returns its role. The error never repeats the string (it may hold a
+/// password).
+fn check_postgres_url(field: &str, url: &str) -> Result<String, String> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{field}: invalid connection string: {e}"))?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(format!(
+            "{field}: sslmode=require needs TLS, which this build's PostgreSQL client does not include; \
+             encrypt the connection in the network layer (mesh mTLS) and use sslmode=disable (see docs/sidecar.md)"
+        ));
+    }
+    if config.get_hosts().is_empty() {
+        return Err(format!("{field}: name the server (postgresql://ROLE@HOST:PORT/DATABASE)"));
+    }
+    match config.get_user() {
+        Some(user) if !user.is_empty() => Ok(user.to_string()),
+        _ => Err(format!("{field}: name the role (postgresql://ROLE@HOST:PORT/DATABASE)")),
     }
 }
 
@@ -306,6 +408,65 @@ mod tests {
         std::fs::write(&file, r#"{"listen_addr":"127.0.0.1:9000"}"#).unwrap();
         let err = Settings::resolve(Flags::parse_from(["sidecar", "--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    /// Settings from a settings file text (plugin configuration given).
+    fn resolve_text(name: &str, json: &str) -> Result<Settings, String> {
+        let dir = std::env::temp_dir().join(format!("mg-settings-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sidecar.json");
+        std::fs::write(&file, json).unwrap();
+        Settings::resolve(Flags::parse_from(["sidecar", "--config", file.to_str().unwrap(), "--plugin-config", "a.json"]))
+    }
+
+    #[test]
+    fn store_selection() {
+        let sqlite = resolve_text("store-default", r#"{"data_dir": "/tmp/x"}"#).unwrap();
+        assert_eq!(sqlite.store, StoreKind::Sqlite);
+        assert_eq!(sqlite.retrieval_field(), Some("data_dir"));
+        assert!(sqlite.needs_model());
+        assert_eq!(resolve_text("store-off", "{}").unwrap().retrieval_field(), None);
+
+        let pg = resolve_text(
+            "store-pg",
+            r#"{"store": "postgres", "postgres": {"url": "postgresql://owner:secret@db:5432/kb", "reader_url": "host=db user=reader dbname=kb"}}"#,
+        )
+        .unwrap();
+        assert_eq!(pg.store, StoreKind::Postgres);
+        assert_eq!(pg.retrieval_field(), Some("store"));
+        assert!(pg.needs_model());
+        assert_eq!(pg.postgres.as_ref().unwrap().pool_size, 8);
+        assert!(!format!("{pg:?}").contains("secret"), "settings debug output shows the password");
+    }
+
+    #[test]
+    fn store_errors_name_the_field() {
+        let owner = r#""url": "postgresql://owner:secret@db/kb""#;
+        let cases = [
+            (r#"{"store": "mysql"}"#.to_string(), "store: unknown variant `mysql`"),
+            (r#"{"store": "postgres"}"#.into(), "store: `postgres` needs a `postgres` section"),
+            (format!(r#"{{"postgres": {{{owner}, "reader_url": "postgresql://r@db/kb"}}}}"#), "postgres: only used with"),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}}}}}"#), "postgres: missing field `reader_url`"),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "x", "pool": 2}}}}"#), "postgres.pool: unknown field `pool`"),
+            (
+                format!(r#"{{"store": "postgres", "data_dir": "/tmp/x", "postgres": {{{owner}, "reader_url": "postgresql://r@db/kb"}}}}"#),
+                "data_dir: the postgres store keeps no local files",
+            ),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://r@db:notaport/kb"}}}}"#), "postgres.reader_url: invalid connection string"),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://db/kb"}}}}"#), "postgres.reader_url: name the role"),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://r@/kb"}}}}"#), "postgres.reader_url: name the server"),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://owner@db/kb"}}}}"#), "postgres.reader_url: must connect as another role"),
+            (
+                format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://r@db/kb?sslmode=require"}}}}"#),
+                "postgres.reader_url: sslmode=require needs TLS",
+            ),
+            (format!(r#"{{"store": "postgres", "postgres": {{{owner}, "reader_url": "postgresql://r@db/kb", "pool_size": 0}}}}"#), "postgres.pool_size"),
+        ];
+        for (i, (json, want)) in cases.iter().enumerate() {
+            let err = resolve_text(&format!("store-err-{i}"), json).unwrap_err();
+            assert!(err.contains(want), "{json}: expected `{want}` in: {err}");
+            assert!(!err.contains("secret"), "error shows the password: {err}");
+        }
     }
 
     #[test]

@@ -1,16 +1,22 @@
 //! The retrieval store, behind one trait. The default backend is SQLite with
-//! the sqlite-vec extension, persisted to a file in the data directory.
+//! the sqlite-vec extension, persisted to a file in the data directory; the
+//! PostgreSQL + pgvector backend ([`postgres`]) serves many replicas and
+//! enforces the ACL with row-level security as well.
 //!
 //! Access control is part of the query: a chunk is a candidate only when one
 //! of the caller's principals (`user:<subject>`, `group:<name>`) is in its
 //! document's reader list, so no code path can rank, return or leak a chunk
 //! the caller may not read.
 
+pub mod postgres;
+
 use std::path::Path;
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+
+use crate::settings::{Settings, StoreKind};
 
 /// Who is asking: the verified identity the filter passes in headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +77,17 @@ pub trait Store: Send + Sync {
     fn search(&self, identity: &Identity, query: &[f32], k: usize) -> Result<Vec<Hit>, String>;
     /// Current knowledge-base version (0 before the first ingest).
     fn version(&self) -> Result<u64, String>;
+}
+
+/// Opens the store the settings select, for embeddings of `dimension`;
+/// `None` when retrieval is off (SQLite without `data_dir`).
+pub async fn open(settings: &Settings, dimension: usize) -> Result<Option<Arc<dyn Store>>, String> {
+    match (settings.store, &settings.data_dir, &settings.postgres) {
+        (StoreKind::Sqlite, Some(dir), _) => Ok(Some(Arc::new(SqliteStore::open(dir, dimension)?))),
+        (StoreKind::Sqlite, None, _) => Ok(None),
+        (StoreKind::Postgres, _, Some(pg)) => Ok(Some(Arc::new(postgres::PostgresStore::connect(pg, dimension).await?))),
+        (StoreKind::Postgres, _, None) => Err("store: `postgres` needs a `postgres` section".into()),
+    }
 }
 
 static REGISTER_VEC: Once = Once::new();

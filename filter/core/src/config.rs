@@ -17,6 +17,7 @@ use crate::detect::{DetectorSetting, DetectorsConfig, PolicyEngine};
 use crate::identity::{AuthConfig, Authenticator, PolicyRule, PolicySelector};
 use crate::encoding::CompressedRequests;
 use crate::quota::RateLimitConfig;
+use crate::rag::RagConfig;
 use crate::request_rules::RequestRules;
 
 /// The only configuration version this build understands.
@@ -184,6 +185,9 @@ pub struct PolicyConfig {
     /// Prompt-injection scoring: thresholds and which roles are scored.
     #[serde(default)]
     pub injection: Option<InjectionConfig>,
+    /// Retrieved context from the sidecar on these routes.
+    #[serde(default)]
+    pub rag: Option<RagConfig>,
 }
 
 /// Marks a request for another upstream when its findings include one of
@@ -231,6 +235,7 @@ pub struct Policy {
     pub shadow: Option<String>,
     pub engine: PolicyEngine,
     pub injection: Option<InjectionPolicy>,
+    pub rag: Option<RagConfig>,
 }
 
 /// The whole configuration, validated and compiled. Built once per plugin
@@ -377,6 +382,16 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
             (Some(cfg), Some(model)) => Some(InjectionPolicy::compile(cfg, model.clone(), &join(&path, "injection"))?),
             _ => None,
         };
+        if injection.as_ref().is_some_and(|i| i.escalation_budget_ms.is_some()) && config.sidecar.is_none() {
+            return Err(ConfigError::new(join(&join(&path, "injection"), "escalation_budget_ms"), "escalation needs the sidecar: no `sidecar` is configured"));
+        }
+        if let Some(rag) = &policy.rag {
+            let rag_path = join(&path, "rag");
+            if config.sidecar.is_none() {
+                return Err(ConfigError::new(rag_path, "retrieval needs the sidecar: no `sidecar` is configured"));
+            }
+            rag.validate(&rag_path)?;
+        }
         let rate_limit = policy.rate_limit.clone().unwrap_or_default();
         rate_limit.validate(&join(&path, "rate_limit"))?;
         policies.insert(
@@ -401,6 +416,7 @@ fn compile(config: PluginConfig, config_hash: String) -> Result<CompiledConfig, 
                 shadow: policy.shadow.clone(),
                 engine,
                 injection,
+                rag: policy.rag.clone(),
             },
         );
     }
@@ -445,7 +461,7 @@ fn load_classifier(config: &PluginConfig) -> Result<Option<Arc<Classifier>>, Con
             Some(name) => join(&join("policies", name), "injection"),
             None => "classifier.model_base64".to_string(),
         };
-        Err(ConfigError::new(path, "this build of the filter has no classifier (built without the `classifier` feature); use the full build, or classify in the sidecar"))
+        Err(ConfigError::new(path, "this build of the filter has no classifier (built with `--no-default-features`); use the default build, or classify in the sidecar"))
     }
 }
 

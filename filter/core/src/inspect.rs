@@ -11,6 +11,7 @@ use crate::classify::{ClassifierAction, ClassifierRecord, InjectionPolicy, Role,
 use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
+use crate::rag;
 use crate::record::{FindingRecord, Verdict};
 use crate::wire;
 
@@ -45,6 +46,10 @@ pub struct RequestInspection {
     pub canary_inserted: bool,
     /// Prompt-injection scores, when the policy scores them.
     pub classifier: Option<ClassifierRecord>,
+    /// On a `rag` route: the last user message (after redaction), what
+    /// retrieval searches for. `Some("")` when the route matched but the
+    /// body has no user text to search for.
+    pub rag_query: Option<String>,
 }
 
 /// Per-request inputs besides the body.
@@ -74,6 +79,7 @@ impl RequestInspection {
             prompt_fingerprint: None,
             canary_inserted: false,
             classifier: None,
+            rag_query: None,
         }
     }
 
@@ -85,7 +91,7 @@ impl RequestInspection {
     }
 
     fn forward(verdict: Verdict, findings: Vec<FindingRecord>, dialect: Dialect, session: ScanSession) -> Self {
-        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None }
+        Self { outcome: Outcome::Forward, verdict, reason: None, model: None, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None, rag_query: None }
     }
 }
 
@@ -218,15 +224,15 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     }
     let findings = session.take_findings();
     if let Err(error) = policy.rules.check_prompt_size(text_bytes) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Reject, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None, rag_query: None };
     }
     if let Some(detector_id) = blocked {
         let error = ClientError::blocked(&detector_id);
-        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None };
+        return RequestInspection { reason: Some(detector_id), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier: None, rag_query: None };
     }
     let classifier = policy.injection.as_ref().map(|injection| injection.assess(&to_score));
     if let Some(error) = classifier.as_ref().and_then(injection_refusal) {
-        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier };
+        return RequestInspection { reason: Some(error.code.clone()), outcome: Outcome::Refuse(error), verdict: Verdict::Block, model, findings, texts: Vec::new(), dialect, session, routed_to: None, prompt_fingerprint: None, canary_inserted: false, classifier, rag_query: None };
     }
     let routed_to = policy
         .sensitive_route
@@ -248,6 +254,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
         Verdict::Log
     };
     let canary_inserted = extras.canary.is_some_and(|c| canary::insert(&mut value, dialect, c));
+    let rag_query = policy.rag.as_ref().filter(|rag| rag.applies_to(path)).map(|_| rag::last_user_text(dialect, &value).unwrap_or_default());
     let outcome = if changed || canary_inserted {
         match serde_json::to_vec(&value) {
             Ok(bytes) => Outcome::Rewrite(bytes),
@@ -259,7 +266,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     } else {
         Outcome::Forward
     };
-    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to, prompt_fingerprint, canary_inserted, classifier }
+    RequestInspection { outcome, verdict, reason: None, model, findings, texts, dialect, session, routed_to, prompt_fingerprint, canary_inserted, classifier, rag_query }
 }
 
 /// The client error for a request the classifier blocks.

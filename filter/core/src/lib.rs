@@ -23,6 +23,8 @@ pub mod stream;
 pub mod response;
 pub mod dialect;
 pub mod protobuf_struct;
+pub mod rag;
+mod protobuf_wire;
 pub mod encoding;
 pub mod metrics;
 pub mod canary;

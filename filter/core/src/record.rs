@@ -132,6 +132,9 @@ pub struct DecisionRecord {
     pub shadow: Option<ShadowOutcome>,
     /// Prompt-injection scores (max, per role, action), when the policy scores them.
     pub classifier: Option<crate::classify::ClassifierRecord>,
+    /// Retrieved context put into the prompt (document ids, knowledge-base
+    /// version), when the policy has `rag` and the route matched.
+    pub rag: Option<crate::rag::RagRecord>,
     /// The API dialect recognised from the route and body.
     pub dialect: Option<&'static str>,
     pub request_bytes: usize,

@@ -3,20 +3,19 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
 
 use meshguard_core::buffer::{self, BufferStep};
-use meshguard_core::config::{FailMode, Policy};
+use meshguard_core::config::Policy;
 use meshguard_core::detect::ScanSession;
 use meshguard_core::dialect::{Dialect, Usage};
 use meshguard_core::encoding::{self, Encoding};
 use meshguard_core::identity::{AuthMode, Authenticator};
 use meshguard_core::canary;
+use meshguard_core::rag;
 use meshguard_core::inspect::{self, Outcome, RequestExtras};
 use meshguard_core::quota::{self, Quota};
-use meshguard_core::record::{DecisionRecord, Escalation, ShadowOutcome, Verdict};
+use meshguard_core::record::{DecisionRecord, ShadowOutcome, Verdict};
 use meshguard_core::response;
-use meshguard_core::review::{self, ReviewVerdict};
 use meshguard_core::stream::{StreamFilter, StreamLimits, StreamOutput};
 use meshguard_core::{ClientError, CompiledConfig};
 use proxy_wasm::hostcalls;
@@ -24,6 +23,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use crate::host;
+
+mod sidecar;
 
 /// Headers with this prefix are meshguard's own: a client must not be able
 /// to forge them, so they are removed from every incoming request.
@@ -50,8 +51,8 @@ pub struct RequestFilter {
     /// We answered the client ourselves; later callbacks only pass through.
     replied: bool,
     response_mode: ResponseMode,
-    /// A sidecar review in flight: when it was sent.
-    review_sent_at: Option<SystemTime>,
+    /// Calls to the sidecar: queued, in flight, and what they need.
+    sidecar_calls: sidecar::SidecarCalls,
     dialect: Dialect,
     /// The request's scan state (the `tokenize` vault), for the response.
     request_scan: Option<ScanSession>,
@@ -76,7 +77,7 @@ impl RequestFilter {
             busy_us: 0,
             replied: false,
             response_mode: ResponseMode::Pending,
-            review_sent_at: None,
+            sidecar_calls: sidecar::SidecarCalls::default(),
             dialect: Dialect::Unknown,
             request_scan: None,
             response_content_type: None,
@@ -129,6 +130,9 @@ impl RequestFilter {
         match verified {
             Ok(identity) => {
                 self.policy_name = self.config.selector.select(Some(&identity)).to_string();
+                if let Some(rag) = self.config.policy(&self.policy_name).and_then(|p| p.rag.as_ref()) {
+                    self.sidecar_calls.groups = rag::groups_from_claims(&identity.claims, &rag.groups_claim);
+                }
                 host::set_header(MapType::HttpRequestHeaders, "x-meshguard-subject", Some(&identity.subject));
                 if let Some(tenant) = &identity.tenant {
                     host::set_header(MapType::HttpRequestHeaders, "x-meshguard-tenant", Some(tenant));
@@ -298,97 +302,20 @@ impl RequestFilter {
         if inspection.reason.is_some() && self.record.reason.is_none() {
             self.record.reason = inspection.reason.clone();
         }
-        match inspection.outcome {
+        let (forwarded, buffered_len) = match inspection.outcome {
             Outcome::Refuse(error) => return self.refuse(error, inspection.verdict),
             Outcome::Rewrite(new_body) => {
                 // `content-encoding` has gone upstream already: keep its promise.
-                let new_body = encoding::encode(self.request_encoding, &new_body);
-                if !host::replace_body(BufferType::HttpRequestBody, body_size, &new_body) {
+                let encoded = encoding::encode(self.request_encoding, &new_body);
+                if !host::replace_body(BufferType::HttpRequestBody, body_size, &encoded) {
                     return self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable);
                 }
+                (new_body, encoded.len())
             }
-            Outcome::Forward => {}
-        }
-        if policy.sidecar_review {
-            return self.request_review(policy, &inspection.texts);
-        }
-        Action::Continue
-    }
-
-    /// Asks the sidecar for a second opinion; the request waits for it.
-    fn request_review(&mut self, policy: &Policy, texts: &[String]) -> Action {
-        let Some(sidecar) = self.config.sidecar.clone() else {
-            return Action::Continue;
+            Outcome::Forward => (body, body_size),
         };
-        let body = review::request_body(&policy.name, texts);
-        let mut headers = vec![
-            (":method", "POST"),
-            (":path", review::CLASSIFY_PATH),
-            (":authority", sidecar.authority.as_str()),
-            ("content-type", "application/json"),
-            ("x-meshguard-policy", policy.name.as_str()),
-        ];
-        let request_id = self.record.request_id.clone().unwrap_or_default();
-        if !request_id.is_empty() {
-            headers.push(("x-request-id", request_id.as_str()));
-        }
-        // The sidecar acts for the verified caller, never for a forged one.
-        let subject = self.record.subject.clone().unwrap_or_default();
-        let tenant = self.record.tenant.clone().unwrap_or_default();
-        if !subject.is_empty() {
-            headers.push(("x-meshguard-subject", subject.as_str()));
-        }
-        if !tenant.is_empty() {
-            headers.push(("x-meshguard-tenant", tenant.as_str()));
-        }
-        let timeout = Duration::from_millis(sidecar.timeout_ms);
-        match hostcalls::dispatch_http_call(&sidecar.cluster, headers, Some(body.as_bytes()), vec![], timeout) {
-            Ok(_token) => {
-                self.review_sent_at = Some(host::now());
-                Action::Pause
-            }
-            Err(status) => {
-                log::warn!("sidecar call to cluster `{}` failed to start: {status:?}", sidecar.cluster);
-                self.review_failed(policy.fail_mode, "dispatch_failed", 0)
-            }
-        }
-    }
-
-    /// The sidecar did not answer usefully: the policy's fail mode decides,
-    /// and the record says the verdict was degraded.
-    fn review_failed(&mut self, fail_mode: FailMode, outcome: &str, latency_us: u64) -> Action {
-        self.record.degraded = true;
-        self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: outcome.into(), latency_us });
-        match fail_mode {
-            FailMode::Closed => self.refuse(
-                ClientError::unavailable("sidecar_unavailable", "the meshguard sidecar could not review this request"),
-                Verdict::Unavailable,
-            ),
-            FailMode::Open => Action::Continue,
-        }
-    }
-
-    fn on_review_response(&mut self, body_size: usize) {
-        let latency_us = self.review_sent_at.map_or(0, host::elapsed_us);
-        let fail_mode = self.policy().map_or(FailMode::Closed, |p| p.fail_mode);
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
-        let action = match review::parse_response(status.as_deref(), &body) {
-            Ok(ReviewVerdict::Allow) => {
-                self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: "allow".into(), latency_us });
-                Action::Continue
-            }
-            Ok(ReviewVerdict::Block { code }) => {
-                self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: "block".into(), latency_us });
-                self.refuse(ClientError::blocked(&code), Verdict::Block)
-            }
-            Err(failure) => self.review_failed(fail_mode, failure, latency_us),
-        };
-        if action == Action::Continue {
-            if let Err(status) = hostcalls::resume_http_request() {
-                log::error!("could not resume request after sidecar review: {status:?}");
-            }
-        }
+        let planned = sidecar::Planned { texts: inspection.texts, rag_query: inspection.rag_query, body: &forwarded, buffered_len };
+        self.start_sidecar_calls(policy, planned)
     }
 
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
@@ -560,7 +487,7 @@ fn response_too_large(cap: usize) -> ClientError {
 
 impl Context for RequestFilter {
     fn on_http_call_response(&mut self, _token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
-        self.timed(|this| this.on_review_response(body_size));
+        self.timed(|this| this.on_sidecar_response(body_size));
     }
 }
 
