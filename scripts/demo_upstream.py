@@ -94,6 +94,9 @@ def chunks(text, size):
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Small SSE writes must leave at once, as from a real API (Nagle's
+    # algorithm and delayed ACKs would add ~40 ms to streams).
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "meshguard-demo-upstream/1"
 
@@ -337,6 +340,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     print(f"demo upstream listening on http://{args.host}:{args.port}", flush=True)
