@@ -67,8 +67,21 @@ fn readable(bytes: Vec<u8>) -> Option<String> {
     ok.then_some(s)
 }
 
+/// Bytes of base64 (both alphabets) and hex runs, as a table: the run
+/// finder tests most bytes of every text.
+static RUN_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_');
+        c += 1;
+    }
+    t
+};
+
 fn is_run_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')
+    RUN_BYTE.get(usize::from(c)).copied().unwrap_or(false)
 }
 
 /// Finds encoded runs of at least `min_len` characters whose decoding is

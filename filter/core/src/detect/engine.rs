@@ -288,7 +288,9 @@ impl PolicyEngine {
                     for p in b.patterns {
                         let src = ascii_boundaries(p.regex);
                         let regex = meta::Builder::new()
-                            .configure(meta_config())
+                            // Group captures run on short matched spans, where the
+                            // backtracker's visited-set clear costs more than the PikeVM.
+                            .configure(meta_config().backtrack(p.group == 0))
                             .build(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         engine.patterns.push(Pattern { detector: index, regex, group: p.group });

@@ -19,6 +19,7 @@
 //! - [`session`]: per-request state (placeholder numbering, token vault).
 //! - [`stream`]: what an incremental scan of a streamed text holds back.
 //! - [`trigger`]: the prefilter that picks the windows worth a regex.
+//! - [`wordscan`]: the trigger's search for case-insensitive context words.
 //! - [`engine`]: compile and process.
 
 use serde::Deserialize;
@@ -35,6 +36,7 @@ pub mod session;
 pub mod stream;
 pub mod trigger;
 pub mod validate;
+pub mod wordscan;
 
 pub use actions::{Action, DetectorSetting, SettingOptions};
 pub use catalogue::{builtin_ids, Category};

@@ -10,6 +10,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::catalogue::Trigger;
+use super::wordscan::WordScan;
 
 #[derive(Debug, Clone, Copy)]
 struct DigitRule {
@@ -33,9 +34,18 @@ struct Entry {
     fwd: usize,
 }
 
+/// How one anchor set is searched: leftmost-longest either way.
+#[derive(Debug)]
+enum Finder {
+    /// Exact-case literals: the automaton with its SIMD prefilter.
+    Automaton(AhoCorasick),
+    /// Case-insensitive words: the pair table (see [`super::wordscan`]).
+    Words(WordScan),
+}
+
 #[derive(Debug)]
 struct Anchors {
-    ac: AhoCorasick,
+    finder: Finder,
     /// Per automaton pattern: its own entries and those of every shorter
     /// anchor it contains, which a leftmost-longest search would hide.
     entries: Vec<Vec<Entry>>,
@@ -66,6 +76,11 @@ impl Anchors {
                 list
             })
             .collect();
+        if !case_sensitive {
+            if let Some(words) = WordScan::build(&keys) {
+                return Ok(Some(Self { finder: Finder::Words(words), entries }));
+            }
+        }
         let ac = AhoCorasickBuilder::new()
             // A full DFA: one table lookup per byte. The anchor set is
             // small, so the table is too.
@@ -74,7 +89,7 @@ impl Anchors {
             .ascii_case_insensitive(!case_sensitive)
             .build(&keys)
             .map_err(|e| e.to_string())?;
-        Ok(Some(Self { ac, entries }))
+        Ok(Some(Self { finder: Finder::Automaton(ac), entries }))
     }
 }
 
@@ -131,14 +146,18 @@ impl Triggers {
             out.push((at.saturating_sub(back), end.saturating_add(fwd).min(len)));
         };
         for a in &self.anchors {
-            for m in a.ac.find_iter(hay) {
-                for e in a.entries.get(m.pattern().as_usize()).into_iter().flatten() {
-                    let at = m.start() + e.offset;
+            let mut hit = |start: usize, key: usize| {
+                for e in a.entries.get(key).into_iter().flatten() {
+                    let at = start + e.offset;
                     if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
                         continue;
                     }
                     push(at, at, e.back, e.fwd);
                 }
+            };
+            match &a.finder {
+                Finder::Automaton(ac) => ac.find_iter(hay).for_each(|m| hit(m.start(), m.pattern().as_usize())),
+                Finder::Words(words) => words.for_each(b, hit),
             }
         }
         if let Some((back, fwd)) = self.at_window {
@@ -148,10 +167,16 @@ impl Triggers {
         }
         if !self.digit_rules.is_empty() {
             for c in clusters(b) {
+                // Every rule's window holds the cluster, so they merge into
+                // one: push their hull once.
+                let mut hull: Option<(usize, usize)> = None;
                 for r in &self.digit_rules {
                     if c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before) {
-                        push(c.start, c.end, r.back, r.fwd);
+                        hull = Some(hull.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd))));
                     }
+                }
+                if let Some((back, fwd)) = hull {
+                    push(c.start, c.end, back, fwd);
                 }
             }
         }
@@ -160,7 +185,9 @@ impl Triggers {
 }
 
 fn merge(mut windows: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
-    windows.sort_unstable();
+    // Ends of windows with the same start need no order: the merge keeps
+    // the largest.
+    windows.sort_unstable_by_key(|w| w.0);
     let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
     for (s, e) in windows {
         match merged.last_mut() {

@@ -402,7 +402,18 @@ fn has_placeholder_run(value: &str) -> bool {
         }
     }
     let lower = value.to_ascii_lowercase();
-    lower.contains("xxxx") || lower.contains("****") || lower.contains("0000000000")
+    has(&lower, "xxxx") || has(&lower, "****") || has(&lower, "0000000000")
+}
+
+/// `hay.contains(needle)` for the short values validators see: a byte
+/// loop costs less than setting up `str::contains`' searcher, and
+/// validators test dozens of needles per candidate.
+fn has(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    h.windows(n.len()).any(|w| w.first() == Some(&first) && w == n)
 }
 
 const PLACEHOLDER_WORDS: &[&str] = &[
@@ -424,7 +435,7 @@ pub fn is_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     let trimmed = lower.trim_matches(|c: char| c == '"' || c == '\'' || c == '`');
     PLACEHOLDER_VALUES.contains(&trimmed)
-        || PLACEHOLDER_WORDS.iter().any(|w| trimmed.contains(w))
+        || PLACEHOLDER_WORDS.iter().any(|w| has(trimmed, w))
         || has_placeholder_run(trimmed)
         || trimmed.starts_with('$')
         || trimmed.starts_with('%')
@@ -446,7 +457,11 @@ fn token(value: &str, min_entropy: f64) -> bool {
         Some(i) if i <= 12 => value.get(i + 1..).unwrap_or(value),
         _ => value,
     };
-    !has_placeholder_run(body) && !PLACEHOLDER_WORDS.iter().take(20).any(|w| body.to_ascii_lowercase().contains(w)) && shannon_entropy(body) >= min_entropy
+    if has_placeholder_run(body) {
+        return false;
+    }
+    let lower = body.to_ascii_lowercase();
+    !PLACEHOLDER_WORDS.iter().take(20).any(|w| has(&lower, w)) && shannon_entropy(body) >= min_entropy
 }
 
 fn private_key(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
@@ -568,6 +583,13 @@ mod tests {
 
     fn ok(v: Validator, s: &str) -> bool {
         v.check(s, 0..s.len()).is_some()
+    }
+
+    #[test]
+    fn has_is_contains() {
+        for (h, n) in [("abc", ""), ("", "a"), ("xxxx", "xxxx"), ("axxxxb", "xxxx"), ("xxx", "xxxx"), ("your_key", "your_"), ("a<b", "<"), ("ab", "abc")] {
+            assert_eq!(has(h, n), h.contains(n), "{h:?} {n:?}");
+        }
     }
 
     #[test]
