@@ -40,10 +40,19 @@ const SPRINKLES: &[&str] = &[
 
 /// About `bytes` of prose, one sprinkled finding every eight sentences.
 pub fn prose(bytes: usize) -> String {
+    prose_with(bytes, true)
+}
+
+/// The same prose with no sprinkled sentence: nothing for the detectors.
+pub fn clean_prose(bytes: usize) -> String {
+    prose_with(bytes, false)
+}
+
+fn prose_with(bytes: usize, sprinkled: bool) -> String {
     let mut out = String::with_capacity(bytes + 256);
     let mut i = 0usize;
     while out.len() < bytes {
-        let s = if i % 8 == 7 { SPRINKLES.get((i / 8) % SPRINKLES.len()) } else { SENTENCES.get(i % SENTENCES.len()) };
+        let s = if sprinkled && i % 8 == 7 { SPRINKLES.get((i / 8) % SPRINKLES.len()) } else { SENTENCES.get(i % SENTENCES.len()) };
         out.push_str(s.copied().unwrap_or(""));
         out.push(if i % 5 == 4 { '\n' } else { ' ' });
         i += 1;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod batch;
 pub mod guards;
 pub mod ingest;
+pub mod injection;
 pub mod model;
 pub mod settings;
 pub mod store;

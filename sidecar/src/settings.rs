@@ -54,6 +54,17 @@ pub struct TopicSettings {
 pub struct PolicyGuards {
     #[serde(default)]
     pub topics: Vec<TopicSettings>,
+    /// Score the texts with the embedded prompt-injection head too (the
+    /// second opinion for requests the filter escalates).
+    #[serde(default)]
+    pub injection_head: bool,
+}
+
+impl PolicyGuards {
+    /// Whether these guards need the embedding model.
+    pub fn uses_model(&self) -> bool {
+        !self.topics.is_empty() || self.injection_head
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,7 +253,7 @@ impl Settings {
     /// Whether anything configured uses the embedding model (semantic
     /// guards or retrieval); if not, the sidecar does not load it.
     pub fn needs_model(&self) -> bool {
-        self.retrieval_field().is_some() || self.guards.values().any(|g| !g.topics.is_empty())
+        self.retrieval_field().is_some() || self.guards.values().any(PolicyGuards::uses_model)
     }
 
     /// The setting that turns retrieval on (`data_dir` for SQLite, `store`
@@ -334,7 +345,7 @@ impl Settings {
                 let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
                 return Err(format!("guards.{policy}: no policy `{policy}` in the plugin configuration (policies: {})", known.join(", ")));
             }
-            if !guards.topics.is_empty() && !has_model {
+            if guards.uses_model() && !has_model {
                 return Err(format!(
                     "guards.{policy}: semantic guards need the embedding model: set `model_dir`, pass --model-dir or ${}",
                     crate::model::MODEL_DIR_ENV

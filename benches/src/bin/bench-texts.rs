@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use meshguard_benches::prose;
+use meshguard_benches::{clean_prose, prose};
 
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(
@@ -24,13 +24,8 @@ fn main() -> std::io::Result<()> {
     ] {
         std::fs::write(dir.join(format!("{name}.txt")), prose(size))?;
     }
-    // Same construction as `process/clean_64KB` in benches/detect.rs.
-    let clean: String = prose(64 * 1024)
-        .lines()
-        .filter(|l| !l.contains('@') && !l.contains("AKIA"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(dir.join("clean_64KB.txt"), clean)?;
+    // Same text as `process/clean_64KB` in benches/detect.rs.
+    std::fs::write(dir.join("clean_64KB.txt"), clean_prose(64 * 1024))?;
     println!("{}", dir.display());
     Ok(())
 }

@@ -39,6 +39,8 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    // Only the ONNX reader (the `classifier` feature) reads fixed32 fields.
+    #[cfg_attr(not(feature = "classifier"), allow(dead_code))]
     pub(crate) fn fixed32(&mut self) -> Result<[u8; 4], DecodeError> {
         let bytes = self.take(4)?;
         let mut out = [0u8; 4];

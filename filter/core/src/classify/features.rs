@@ -156,7 +156,8 @@ impl Featurizer {
         let mut i = 0;
         while let Some(&index) = self.hashes.get(i) {
             let run = self.hashes.get(i..).map_or(0, |rest| rest.iter().take_while(|&&h| h == index).count()).max(1);
-            weighted.push((index, 1.0 + (run as f64).ln()));
+            // ln(1) is exactly 0, and most n-grams occur once: skip the log.
+            weighted.push((index, if run == 1 { 1.0 } else { 1.0 + (run as f64).ln() }));
             i += run;
         }
         let norm = weighted.iter().map(|&(_, v)| v * v).sum::<f64>().sqrt();

@@ -41,7 +41,7 @@ pub struct Classifier;
 
 #[cfg(not(feature = "classifier"))]
 impl Classifier {
-    fn score(&self, _text: &str) -> Option<f32> {
+    fn score_with(&self, _: &mut features::Featurizer, _: &mut features::Features, _text: &str) -> Option<f32> {
         None
     }
 }
@@ -224,6 +224,7 @@ impl InjectionPolicy {
         let mut best: Option<f32> = None;
         let mut used = 0usize;
         let mut start = 0usize;
+        let (mut featurizer, mut buffer) = (features::Featurizer::default(), features::Features::default());
         loop {
             let rest = text.get(start..).unwrap_or("");
             let remaining = budget.saturating_sub(used);
@@ -231,7 +232,7 @@ impl InjectionPolicy {
             if window.is_empty() {
                 return (best, used, cut_before || !rest.is_empty());
             }
-            if let Some(score) = self.classifier.score(window) {
+            if let Some(score) = self.classifier.score_with(&mut featurizer, &mut buffer, window) {
                 best = Some(best.map_or(score, |b| b.max(score)));
             }
             used += window.len();

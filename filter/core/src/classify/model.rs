@@ -105,15 +105,19 @@ impl Classifier {
     /// (nothing to score) or the model fails. Only the first
     /// [`features::MAX_BYTES`] bytes are read; callers window longer texts.
     pub fn score(&self, text: &str) -> Option<f32> {
-        let mut features = Features::default();
-        Featurizer::default().features(text, &mut features);
+        self.score_with(&mut Featurizer::default(), &mut Features::default(), text)
+    }
+
+    /// [`Self::score`] with the caller's buffers, reused across windows.
+    pub fn score_with(&self, featurizer: &mut Featurizer, features: &mut Features, text: &str) -> Option<f32> {
+        featurizer.features(text, features);
         if features.is_empty() {
             return None;
         }
         let scored = match &self.runtime {
-            Runtime::Native(model) => model.run(&features),
+            Runtime::Native(model) => model.run(features),
             #[cfg(feature = "tract")]
-            Runtime::Tract(model) => model.run(&features),
+            Runtime::Tract(model) => model.run(features),
         };
         scored.ok()
     }
