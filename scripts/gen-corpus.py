@@ -15,6 +15,7 @@ Sets:
 Usage: python3 scripts/gen-corpus.py [out_dir]   (needs: pip install faker)
 """
 import base64
+import datetime
 import json
 import os
 import random
@@ -122,7 +123,8 @@ def nino():
 
 
 def dob():
-    d = us.date_of_birth(minimum_age=18, maximum_age=90)
+    # Fixed bounds, not "today minus an age": the corpus must not change with the date it is generated on.
+    d = us.date_between_dates(date_start=datetime.date(1935, 1, 1), date_end=datetime.date(2007, 12, 31))
     return rnd.choice([d.strftime("%m/%d/%Y"), d.strftime("%Y-%m-%d"), d.strftime("%B %d, %Y")])
 
 
@@ -266,7 +268,8 @@ def prose_records(n):
     out = []
     for i in range(n):
         if i % 3 == 0:
-            t = rnd.choice(PROSE_EXTRA).format(v=f"{rnd.randint(1, 9)}.{rnd.randint(0, 20)}.{rnd.randint(0, 9)}", d=us.date(), t=us.time()[:5],
+            t = rnd.choice(PROSE_EXTRA).format(v=f"{rnd.randint(1, 9)}.{rnd.randint(0, 20)}.{rnd.randint(0, 9)}", d=us.date_between_dates(date_start=datetime.date(1990, 1, 1), date_end=datetime.date(2025, 12, 31)).isoformat(),
+                                              t=f"{rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}",
                                               n=rnd.randint(10, 999), n2=rnd.randint(2, 5), p=round(rnd.uniform(1, 30), 1),
                                               m=f"{rnd.randint(1, 999)},{rnd.randint(100, 999)}", h=r(40, "0123456789abcdef"))
         else:
