@@ -123,15 +123,7 @@ pub struct RetrieveResponse {
 /// Reads the sidecar's answer; a failure is a short reason for the record,
 /// left to the policy's fail mode.
 pub fn parse_response(status: Option<&str>, body: &[u8]) -> Result<RetrieveResponse, &'static str> {
-    match status {
-        None => return Err("no_response"),
-        Some("200") => {}
-        Some(_) => return Err("error_status"),
-    }
-    if body.len() > MAX_RESPONSE_BYTES {
-        return Err("response_too_large");
-    }
-    serde_json::from_slice(body).map_err(|_| "malformed_response")
+    crate::review::parse_answer(status, body, MAX_RESPONSE_BYTES)
 }
 
 /// The decision record's `rag`: what context went in, never its text.

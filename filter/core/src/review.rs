@@ -43,20 +43,26 @@ pub fn request_body(policy: &str, texts: &[String]) -> String {
 /// Reads the sidecar's answer. Any failure is reported as a short reason
 /// (for the decision record) and left to the policy's fail mode.
 pub fn parse_response(status: Option<&str>, body: &[u8]) -> Result<ReviewVerdict, &'static str> {
-    match status {
-        None => return Err("no_response"),
-        Some("200") => {}
-        Some(_) => return Err("error_status"),
-    }
-    if body.len() > MAX_RESPONSE_BYTES {
-        return Err("response_too_large");
-    }
-    let response: ClassifyResponse = serde_json::from_slice(body).map_err(|_| "malformed_response")?;
+    let response: ClassifyResponse = parse_answer(status, body, MAX_RESPONSE_BYTES)?;
     match response.verdict.as_str() {
         "allow" => Ok(ReviewVerdict::Allow),
         "block" => Ok(ReviewVerdict::Block { code: response.code.unwrap_or_else(|| "sidecar_block".to_string()) }),
         _ => Err("unknown_verdict"),
     }
+}
+
+/// Any sidecar answer: a 200 with a JSON body of at most `max_bytes`, else
+/// the short reason the decision record gives.
+pub fn parse_answer<T: serde::de::DeserializeOwned>(status: Option<&str>, body: &[u8], max_bytes: usize) -> Result<T, &'static str> {
+    match status {
+        None => return Err("no_response"),
+        Some("200") => {}
+        Some(_) => return Err("error_status"),
+    }
+    if body.len() > max_bytes {
+        return Err("response_too_large");
+    }
+    serde_json::from_slice(body).map_err(|_| "malformed_response")
 }
 
 #[cfg(test)]
