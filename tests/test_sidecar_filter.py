@@ -36,7 +36,7 @@ def model_dir():
     return found[0]
 
 
-def plugin_config(fail_mode="closed"):
+def plugin_config(fail_mode="closed", rag_fail_mode=None):
     config = demo_plugin_config()
     policies = config["policies"]
     # `escalate`: every score below 0.999 is uncertain, so each request is escalated.
@@ -44,6 +44,8 @@ def plugin_config(fail_mode="closed"):
         "block_threshold": 0.999, "uncertain_band": [0.0, 0.999], "escalation_budget_ms": 3000}}
     policies["kb"] = {"fail_mode": fail_mode, "detectors": {"category:pii": "redact", "category:secret": "redact"},
                       "rag": {"path_prefixes": ["/v1/chat/completions"], "top_k": 2}}
+    if rag_fail_mode:
+        policies["kb"]["rag"]["fail_mode"] = rag_fail_mode
     config["policy_rules"] = [
         {"policy": "escalate", "when": {"claim": "groups", "contains": "escalate"}},
         {"policy": "kb", "when": {"claim": "groups", "contains": "kb"}},
@@ -52,8 +54,8 @@ def plugin_config(fail_mode="closed"):
     return config
 
 
-def start(tmp_path, fail_mode="closed", sidecar=True):
-    stack = stack_mod.Stack(stack_mod.Ports.free(), tmp_path, plugin_config_text=json.dumps(plugin_config(fail_mode)))
+def start(tmp_path, fail_mode="closed", sidecar=True, rag_fail_mode=None):
+    stack = stack_mod.Stack(stack_mod.Ports.free(), tmp_path, plugin_config_text=json.dumps(plugin_config(fail_mode, rag_fail_mode)))
     stack.start_upstream()
     if sidecar:
         settings = tmp_path / "sidecar.json"
@@ -166,5 +168,20 @@ def test_sidecar_outage_follows_the_fail_mode_for_escalation_and_retrieval(tmp_p
                 assert status == 200, body
             failed = rec["escalations"][0]["outcome"] if groups == ["escalate"] else rec["rag"]["outcome"]
             assert failed in {"no_response", "error_status", "dispatch_failed"}, rec
+    finally:
+        stack.stop()
+
+
+def test_a_check_can_override_the_policys_fail_mode(tmp_path):
+    # The policy fails closed, but retrieval may fail open: without the
+    # sidecar a RAG request is answered without context, marked degraded.
+    stack = start(tmp_path, fail_mode="closed", sidecar=False, rag_fail_mode="open")
+    try:
+        client = Client(stack, claims={"groups": ["kb"]})
+        request_id = new_request_id()
+        status, _, body = client.chat("What is the refund window?", headers={"x-request-id": request_id})
+        assert status == 200, body
+        rec = record(client, request_id)
+        assert rec["degraded"] is True and rec["rag"]["outcome"] in {"no_response", "error_status", "dispatch_failed"}
     finally:
         stack.stop()

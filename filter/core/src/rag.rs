@@ -33,6 +33,10 @@ pub struct RagConfig {
     /// strings, or one string separated by spaces or commas).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// When retrieval cannot complete: overrides the policy's `fail_mode`
+    /// (e.g. `open`: answer without context rather than refuse).
+    #[serde(default)]
+    pub fail_mode: Option<crate::config::FailMode>,
 }
 
 fn default_groups_claim() -> String {
@@ -254,6 +258,8 @@ mod tests {
         assert_eq!(cfg(r#"{"path_prefixes": ["kb"]}"#).validate("p.rag").unwrap_err().path, "p.rag.path_prefixes");
         assert_eq!(cfg(r#"{"path_prefixes": ["/kb"], "top_k": 0}"#).validate("p.rag").unwrap_err().path, "p.rag.top_k");
         assert_eq!(cfg(r#"{"path_prefixes": ["/kb"], "max_context_bytes": 10}"#).validate("p.rag").unwrap_err().path, "p.rag.max_context_bytes");
+        assert_eq!(cfg(r#"{"path_prefixes": ["/kb"], "fail_mode": "open"}"#).fail_mode, Some(crate::config::FailMode::Open));
+        assert!(serde_json::from_str::<RagConfig>(r#"{"path_prefixes": ["/kb"], "fail_mode": "maybe"}"#).is_err());
         let ok = cfg(r#"{"path_prefixes": ["/kb/"]}"#);
         assert!(ok.validate("p.rag").is_ok());
         assert!(ok.applies_to("/kb/v1/chat/completions?x=1") && !ok.applies_to("/v1/chat/completions"));

@@ -124,6 +124,10 @@ pub struct InjectionConfig {
     /// absent: the request follows the policy's default.
     #[serde(default)]
     pub escalation_budget_ms: Option<u64>,
+    /// When the escalation cannot complete: overrides the policy's
+    /// `fail_mode` for this check.
+    #[serde(default)]
+    pub fail_mode: Option<crate::config::FailMode>,
 }
 
 /// Longest escalation budget accepted: the request waits this long at most.
@@ -137,6 +141,7 @@ pub struct InjectionPolicy {
     pub uncertain_band: Option<(f32, f32)>,
     pub scan: Vec<Role>,
     pub escalation_budget_ms: Option<u64>,
+    pub fail_mode: Option<crate::config::FailMode>,
 }
 
 impl InjectionPolicy {
@@ -169,7 +174,7 @@ impl InjectionPolicy {
                 return Err(ConfigError::new(budget_path, "escalates scores in the `uncertain_band`, which is not set"));
             }
         }
-        Ok(Self { classifier, block_threshold, uncertain_band, scan: cfg.scan.clone(), escalation_budget_ms: cfg.escalation_budget_ms })
+        Ok(Self { classifier, block_threshold, uncertain_band, scan: cfg.scan.clone(), escalation_budget_ms: cfg.escalation_budget_ms, fail_mode: cfg.fail_mode })
     }
 
     pub fn scans(&self, role: Role) -> bool {

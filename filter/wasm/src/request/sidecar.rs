@@ -136,7 +136,15 @@ impl RequestFilter {
             Call::Classify { .. } => self.record.escalations.push(Escalation { service: "sidecar".into(), outcome: outcome.into(), latency_us }),
             Call::Retrieve { .. } => self.record.rag = Some(RagRecord { outcome: outcome.into(), latency_us, ..RagRecord::default() }),
         }
-        let fail_mode = self.policy().map_or(FailMode::Closed, |p| p.fail_mode);
+        // Each kind of check may override the policy's fail mode.
+        let fail_mode = self.policy().map_or(FailMode::Closed, |p| {
+            let own = match call {
+                Call::Classify { escalation: true, .. } if !p.sidecar_review => p.injection.as_ref().and_then(|i| i.fail_mode),
+                Call::Classify { .. } => None,
+                Call::Retrieve { .. } => p.rag.as_ref().and_then(|r| r.fail_mode),
+            };
+            own.unwrap_or(p.fail_mode)
+        });
         match fail_mode {
             FailMode::Closed => Some(self.refuse(
                 ClientError::unavailable("sidecar_unavailable", "the meshguard sidecar could not complete its check of this request"),
