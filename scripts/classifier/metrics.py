@@ -1,5 +1,7 @@
 """Detection-quality measures shared by training and evaluation."""
 
+import sys
+
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -36,3 +38,19 @@ def at_threshold(labels, scores, threshold):
         "tpr_at_threshold": round(float(flagged[pos].mean()) if pos.any() else 0.0, 4),
         "fpr_at_threshold": round(float(flagged[~pos].mean()) if (~pos).any() else 0.0, 4),
     }
+
+
+def choose_c(grid, fit, validation):
+    """The C of `grid` whose model does best on validation: by the worse of
+    the validation sets' TPR at 1% FPR, then AUC. `fit(c)` returns a fitted
+    model with `decision_function`; `validation` is a list of (x, y).
+    Returns (c, model)."""
+    best = None
+    for c in grid:
+        model = fit(c)
+        per = [summary(y, model.decision_function(x)) for x, y in validation]
+        key = (min(p["tpr_at_1pct_fpr"] for p in per), min(p["roc_auc"] for p in per))
+        print(f"C={c}: validation {per}", file=sys.stderr)
+        if best is None or key > best[0]:
+            best = (key, c, model)
+    return best[1], best[2]

@@ -5,7 +5,6 @@ import argparse
 import json
 import platform
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -122,17 +121,10 @@ def main():
     x_val = {ds: matrix([t for t, _ in rows]) for ds, rows in val.items()}
     y_val = {ds: np.array([l for _, l in rows]) for ds, rows in val.items()}
 
-    # C by the worse of the two validation sets' TPR at 1% FPR, then AUC.
-    best = None
-    for c in C_GRID:
-        model = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=args.seed)
-        model.fit(x_train, train_y)
-        per = [metrics.summary(y_val[ds], model.decision_function(x_val[ds])) for ds in data.DATASETS]
-        key = (min(p["tpr_at_1pct_fpr"] for p in per), min(p["roc_auc"] for p in per))
-        print(f"C={c}: validation {per}", file=sys.stderr)
-        if best is None or key > best[0]:
-            best = (key, c, model)
-    _, c, model = best
+    c, model = metrics.choose_c(
+        C_GRID,
+        lambda c: LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=args.seed).fit(x_train, train_y),
+        [(x_val[ds], y_val[ds]) for ds in data.DATASETS])
     weights = model.coef_.ravel().astype(np.float32)
     bias = float(model.intercept_[0])
 

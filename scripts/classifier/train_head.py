@@ -9,7 +9,6 @@ import hashlib
 import json
 import platform
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -59,16 +58,10 @@ def main():
     x_train = np.vstack([x["train"][ds] for ds in data.DATASETS])
     y_train = np.concatenate([y["train"][ds] for ds in data.DATASETS])
 
-    # C by the worse of the two validation sets' TPR at 1% FPR, then AUC.
-    best = None
-    for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=5000, random_state=args.seed).fit(x_train, y_train)
-        per = [metrics.summary(y["validation"][ds], model.decision_function(x["validation"][ds])) for ds in data.DATASETS]
-        key = (min(p["tpr_at_1pct_fpr"] for p in per), min(p["roc_auc"] for p in per))
-        print(f"C={c}: validation {per}", file=sys.stderr)
-        if best is None or key > best[0]:
-            best = (key, c, model)
-    _, c, model = best
+    c, model = metrics.choose_c(
+        C_GRID,
+        lambda c: LogisticRegression(C=c, max_iter=5000, random_state=args.seed).fit(x_train, y_train),
+        [(x["validation"][ds], y["validation"][ds]) for ds in data.DATASETS])
     weights = model.coef_.ravel().astype(np.float32)
     bias = float(model.intercept_[0])
 
