@@ -1,6 +1,7 @@
-//! The prompt-injection classifier: featurising one window, the model alone
-//! (built-in evaluator), and a whole 1 KB user message as a policy scores it
-//! (normalisation, 512-byte windows, features, model).
+//! The prompt-injection classifier: building one window's sparse features
+//! (what general ONNX graphs get), scoring one window (the embedded linear
+//! model: grams straight into the mean weight, nothing built), and a whole
+//! 1 KB user message as a policy scores it (normalisation, 512-byte windows).
 
 use std::sync::Arc;
 

@@ -8,9 +8,12 @@ Text -> sorted (index, value) pairs over a 2^BITS hashed space:
      the listed Unicode spaces/punctuation are separators; every other
      character is part of a word;
   3. words joined by single spaces, padded with one space each side;
-  4. character 3-, 4- and 5-grams of that string, word unigrams and bigrams,
-     each hashed with 64-bit FNV-1a over a one-byte tag and its UTF-8 bytes;
-  5. value per index = 1 + ln(count), then L2-normalised (in f64, emitted as f32).
+  4. byte n-grams of that string's UTF-8 (BYTE_NGRAMS): the n bytes as a
+     little-endian integer with n in the top byte, times MULTIPLIER mod 2^64,
+     top BITS bits; word n-grams (WORD_NGRAMS): 64-bit FNV-1a over a one-byte
+     tag and the words joined by single spaces, low BITS bits;
+  5. value per index = 1 + ln(count), then L2-normalised (in f64, emitted as
+     f32): a gram repeated to bury an injection gains only its logarithm.
 
 Only explicit ASCII rules and a fixed code-point list decide what a
 separator is, so Python's and Rust's Unicode tables never matter.
@@ -18,13 +21,13 @@ separator is, so Python's and Rust's Unicode tables never matter.
 
 import math
 
-VERSION = "mg-hash-v1"
+VERSION = "mg-hash-v2"
 BITS = 18
 DIM = 1 << BITS
 MAX_BYTES = 4096
-CHAR_NGRAMS = (3, 4, 5)
-TAG_UNIGRAM = ord("w")
-TAG_BIGRAM = ord("b")
+BYTE_NGRAMS = (3, 4, 5, 6)
+WORD_NGRAMS = ((1, ord("w")), (2, ord("b")))
+MULTIPLIER = 0x9E3779B97F4A7C15
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
@@ -80,6 +83,11 @@ def fnv1a(tag, data):
     return h
 
 
+def byte_gram_index(gram):
+    packed = int.from_bytes(gram, "little") | (len(gram) << 56)
+    return ((packed * MULTIPLIER) & MASK64) >> (64 - BITS)
+
+
 def features(text):
     """Sorted list of (index, value) with value a Python float rounded to f32 by the caller."""
     tokens = words(text)
@@ -87,18 +95,16 @@ def features(text):
         return []
     counts = {}
 
-    def add(tag, gram):
-        index = fnv1a(tag, gram.encode("utf-8")) & (DIM - 1)
+    def add(index):
         counts[index] = counts.get(index, 0) + 1
 
-    padded = " " + " ".join(tokens) + " "
-    for n in CHAR_NGRAMS:
+    padded = (" " + " ".join(tokens) + " ").encode("utf-8")
+    for n in BYTE_NGRAMS:
         for start in range(0, len(padded) - n + 1):
-            add(n, padded[start:start + n])
-    for i, token in enumerate(tokens):
-        add(TAG_UNIGRAM, token)
-        if i + 1 < len(tokens):
-            add(TAG_BIGRAM, token + " " + tokens[i + 1])
+            add(byte_gram_index(padded[start:start + n]))
+    for n, tag in WORD_NGRAMS:
+        for start in range(0, len(tokens) - n + 1):
+            add(fnv1a(tag, " ".join(tokens[start:start + n]).encode("utf-8")) & (DIM - 1))
     # Summed in index order, as the Rust side does.
     weighted = [(index, 1.0 + math.log(counts[index])) for index in sorted(counts)]
     norm = math.sqrt(sum(v * v for _, v in weighted))

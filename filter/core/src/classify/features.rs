@@ -1,29 +1,42 @@
-//! The classifier's input contract: hashed character and word n-grams, the
-//! same bit for bit as `filter/core/models/featurize.py` (which trains the
+//! The classifier's input contract: hashed byte and word n-grams, the same
+//! bit for bit as `filter/core/models/featurize.py` (which trains the
 //! model), checked by `tests/classify_parity.rs` on a committed fixture.
 //!
-//! Text → sorted `(index, value)` pairs over a 2^18 hashed space:
+//! Text → `(index, value)` pairs over a 2^18 hashed space, indices unique:
 //! 1. at most [`MAX_BYTES`] of UTF-8, cut at a character boundary;
 //! 2. ASCII letters lower-cased, ASCII digits folded to `0`; other ASCII and
 //!    a fixed list of Unicode spaces and punctuation separate words; every
 //!    other character belongs to a word (so Python's and Rust's Unicode
 //!    tables never matter);
 //! 3. words joined by single spaces, one space of padding each side;
-//! 4. character 3-, 4- and 5-grams of that string plus word unigrams and
-//!    bigrams, each hashed with 64-bit FNV-1a over a tag byte and its bytes;
-//! 5. value per index `1 + ln(count)`, L2-normalised (f64, emitted as f32).
+//! 4. byte n-grams of that string ([`BYTE_NGRAMS`]), each the n bytes read
+//!    as a little-endian integer with n in the top byte, hashed by one
+//!    multiplication (the top 18 bits of the 64-bit product); word n-grams
+//!    ([`WORD_NGRAMS`]), hashed with 64-bit FNV-1a over a tag byte and the
+//!    words joined by spaces;
+//! 5. value per index `1 + ln(count)`, L2-normalised (f64, emitted as f32):
+//!    a gram repeated to bury an injection gains only its logarithm.
+//!
+//! Byte grams cost one load, a mask and a multiply each, and are counted in
+//! a direct-mapped table; a linear model's dot product is taken straight
+//! from the counts ([`Featurizer::linear_dot`]), with nothing sorted or
+//! built: that is what lets the filter score a message in microseconds
+//! inside V8.
 
 /// Name of this contract; models carry it in their `meshguard.features`
 /// metadata.
-pub const VERSION: &str = "mg-hash-v1";
+pub const VERSION: &str = "mg-hash-v2";
 pub const BITS: u32 = 18;
 pub const DIM: usize = 1 << BITS;
 /// Longest text featurised at once; longer texts are scored in windows.
 pub const MAX_BYTES: usize = 4096;
 
-const CHAR_NGRAMS: [usize; 3] = [3, 4, 5];
-const TAG_UNIGRAM: u8 = b'w';
-const TAG_BIGRAM: u8 = b'b';
+/// Lengths of the byte n-grams (each at most 7: the length takes the top byte).
+pub const BYTE_NGRAMS: [usize; 4] = [3, 4, 5, 6];
+/// Lengths of the word n-grams, and the tag byte each is hashed with.
+pub const WORD_NGRAMS: [(usize, u8); 2] = [(1, b'w'), (2, b'b')];
+/// Odd 64-bit multiplier (2^64 / golden ratio) of the byte-gram hash.
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -42,6 +55,23 @@ const SEPARATOR_RANGES: [(u32, u32); 12] = [
     (0x3000, 0x3002),
     (0xfeff, 0xfeff),
 ];
+
+/// What each ASCII byte becomes in a word; 0 marks a separator.
+const ASCII_MAP: [u8; 128] = {
+    let mut map = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        map[b] = match c {
+            b'a'..=b'z' => c,
+            b'A'..=b'Z' => c + 32,
+            b'0'..=b'9' => b'0',
+            _ => 0,
+        };
+        b += 1;
+    }
+    map
+};
 
 fn is_separator(c: char) -> bool {
     if c.is_ascii() {
@@ -65,50 +95,100 @@ pub fn truncate(text: &str, max: usize) -> &str {
 
 /// Step 2–3: the canonical padded string (` word word `) and the word
 /// boundaries in it. Empty when the text has no word.
-fn canonical(text: &str, out: &mut String, words: &mut Vec<(usize, usize)>) {
+fn canonical(text: &str, out: &mut Vec<u8>, words: &mut Vec<(usize, usize)>) {
     out.clear();
     words.clear();
-    out.push(' ');
+    out.push(b' ');
+    let text = truncate(text, MAX_BYTES);
+    let bytes = text.as_bytes();
     let mut start: Option<usize> = None;
-    for c in truncate(text, MAX_BYTES).chars() {
-        if is_separator(c) {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // ASCII through the table; anything else decoded as one character.
+        let (keep, len) = match ASCII_MAP.get(usize::from(b)) {
+            Some(&mapped) => (mapped != 0, 1),
+            None => match text.get(i..).and_then(|rest| rest.chars().next()) {
+                Some(c) => (!is_separator(c), c.len_utf8()),
+                None => (false, 1),
+            },
+        };
+        if !keep {
             if let Some(s) = start.take() {
                 words.push((s, out.len()));
-                out.push(' ');
+                out.push(b' ');
             }
-            continue;
+        } else {
+            if start.is_none() {
+                start = Some(out.len());
+            }
+            match ASCII_MAP.get(usize::from(b)) {
+                Some(&mapped) => out.push(mapped),
+                None => out.extend_from_slice(bytes.get(i..i + len).unwrap_or_default()),
+            }
         }
-        if start.is_none() {
-            start = Some(out.len());
-        }
-        out.push(if c.is_ascii_digit() { '0' } else { c.to_ascii_lowercase() });
+        i += len;
     }
     if let Some(s) = start {
         words.push((s, out.len()));
-        out.push(' ');
+        out.push(b' ');
     }
 }
 
-fn fnv1a(tag: u8, parts: &[&[u8]]) -> u64 {
+/// Step 4 for one byte gram: `packed` holds its bytes, little-endian.
+fn byte_gram_index(packed: u64, n: usize) -> u32 {
+    ((packed | (n as u64) << 56).wrapping_mul(MULTIPLIER) >> (64 - BITS)) as u32
+}
+
+fn word_gram_index(tag: u8, text: &[u8]) -> u32 {
     let mut h = (FNV_OFFSET ^ u64::from(tag)).wrapping_mul(FNV_PRIME);
-    for part in parts {
-        for &b in *part {
-            h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-        }
+    for &b in text {
+        h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
     }
-    h
+    (h & (DIM as u64 - 1)) as u32
 }
 
-/// Reusable buffers, so scoring many texts allocates once.
+/// `1 + ln(count)` (step 5), from a table for the counts most grams have.
+fn count_weight(count: u16) -> f64 {
+    static TABLE: std::sync::OnceLock<[f64; 64]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [1.0; 64];
+        for (c, w) in t.iter_mut().enumerate().skip(2) {
+            *w = 1.0 + (c as f64).ln();
+        }
+        t
+    });
+    match table.get(usize::from(count)) {
+        Some(&w) => w,
+        None => 1.0 + f64::from(count).ln(),
+    }
+}
+
+/// Reusable buffers, so scoring many texts allocates once. Keep one per
+/// thread: its count table is [`DIM`] entries (512 KiB), zeroed once.
 #[derive(Debug, Default)]
 pub struct Featurizer {
-    text: String,
+    text: Vec<u8>,
     words: Vec<(usize, usize)>,
-    char_starts: Vec<usize>,
-    hashes: Vec<u32>,
+    /// Count per index; only the `used` entries are non-zero between calls.
+    counts: Vec<u16>,
+    used: Vec<u32>,
 }
 
-/// Sparse features of one text, indices ascending and unique.
+thread_local! {
+    static SCRATCH: std::cell::Cell<(Featurizer, Features)> = std::cell::Cell::default();
+}
+
+/// Runs `f` with this thread's featuriser and feature buffer, so the count
+/// table is allocated and zeroed once per thread, not per text. (A nested
+/// call finds the slot empty and gets fresh buffers: correct, if slower.)
+pub fn with_scratch<T>(f: impl FnOnce(&mut Featurizer, &mut Features) -> T) -> T {
+    let mut scratch = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+    let result = f(&mut scratch.0, &mut scratch.1);
+    let _ = SCRATCH.try_with(|slot| slot.set(scratch));
+    result
+}
+
+/// Sparse features of one text, indices unique and ascending.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Features {
     pub indices: Vec<i64>,
@@ -122,49 +202,99 @@ impl Features {
 }
 
 impl Featurizer {
+    /// The features of `text`, indices ascending: what the parity fixture,
+    /// general ONNX graphs and the training script see.
     pub fn features(&mut self, text: &str, out: &mut Features) {
         out.indices.clear();
         out.values.clear();
-        canonical(text, &mut self.text, &mut self.words);
-        if self.words.is_empty() {
+        if !self.count(text) {
             return;
         }
-        let mask = (DIM - 1) as u64;
-        let s = self.text.as_bytes();
-        self.hashes.clear();
-        self.char_starts.clear();
-        self.char_starts.extend(self.text.char_indices().map(|(i, _)| i));
-        self.char_starts.push(s.len());
-        let chars = self.char_starts.len() - 1;
-        for n in CHAR_NGRAMS {
-            for start in 0..chars.saturating_sub(n - 1) {
-                let (Some(&a), Some(&b)) = (self.char_starts.get(start), self.char_starts.get(start + n)) else { continue };
-                let gram = s.get(a..b).unwrap_or_default();
-                self.hashes.push((fnv1a(n as u8, &[gram]) & mask) as u32);
-            }
-        }
-        for (i, &(a, b)) in self.words.iter().enumerate() {
-            let word = s.get(a..b).unwrap_or_default();
-            self.hashes.push((fnv1a(TAG_UNIGRAM, &[word]) & mask) as u32);
-            if let Some(&(c, d)) = self.words.get(i + 1) {
-                let next = s.get(c..d).unwrap_or_default();
-                self.hashes.push((fnv1a(TAG_BIGRAM, &[word, b" ", next]) & mask) as u32);
-            }
-        }
-        self.hashes.sort_unstable();
-        let mut weighted: Vec<(u32, f64)> = Vec::with_capacity(self.hashes.len());
-        let mut i = 0;
-        while let Some(&index) = self.hashes.get(i) {
-            let run = self.hashes.get(i..).map_or(0, |rest| rest.iter().take_while(|&&h| h == index).count()).max(1);
-            // ln(1) is exactly 0, and most n-grams occur once: skip the log.
-            weighted.push((index, if run == 1 { 1.0 } else { 1.0 + (run as f64).ln() }));
-            i += run;
-        }
-        let norm = weighted.iter().map(|&(_, v)| v * v).sum::<f64>().sqrt();
-        for (index, value) in weighted {
+        self.used.sort_unstable();
+        let norm = self.used.iter().map(|&i| count_weight(self.count_of(i)).powi(2)).sum::<f64>().sqrt();
+        for &index in &self.used {
             out.indices.push(i64::from(index));
-            out.values.push((value / norm) as f32);
+            out.values.push((count_weight(self.count_of(index)) / norm) as f32);
         }
+        self.clear();
+    }
+
+    /// `Σ weights[index] · value` over the features of `text`, taken from
+    /// the counts without building the features. `None` when the text has
+    /// no word, or an index falls outside `weights`.
+    pub fn linear_dot(&mut self, text: &str, weights: &[f32]) -> Option<f32> {
+        if !self.count(text) {
+            return None;
+        }
+        let (mut dot, mut norm2, mut missing) = (0.0f64, 0.0f64, false);
+        for &index in &self.used {
+            let value = count_weight(self.count_of(index));
+            norm2 += value * value;
+            match weights.get(index as usize) {
+                Some(&w) => dot += f64::from(w) * value,
+                None => missing = true,
+            }
+        }
+        self.clear();
+        (!missing).then(|| (dot / norm2.sqrt()) as f32)
+    }
+
+    fn count_of(&self, index: u32) -> u16 {
+        self.counts.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// Steps 1–4: every gram of `text` counted; false when there is no word.
+    fn count(&mut self, text: &str) -> bool {
+        canonical(text, &mut self.text, &mut self.words);
+        if self.words.is_empty() {
+            return false;
+        }
+        if self.counts.len() != DIM {
+            self.counts = vec![0; DIM];
+        }
+        let (counts, used) = (&mut self.counts, &mut self.used);
+        used.clear();
+        // At most MAX_BYTES * 4 + words * 2 grams, well under u16::MAX.
+        let mut add = |index: u32| {
+            if let Some(count) = counts.get_mut(index as usize) {
+                if *count == 0 {
+                    used.push(index);
+                }
+                *count = count.saturating_add(1);
+            }
+        };
+        let len = self.text.len();
+        // Zero padding, so every position can be read as eight bytes.
+        self.text.extend_from_slice(&[0; 8]);
+        for start in 0..len {
+            let Some(Ok(chunk)) = self.text.get(start..start + 8).map(<[u8; 8]>::try_from) else { break };
+            let packed = u64::from_le_bytes(chunk);
+            let room = len - start;
+            for n in BYTE_NGRAMS {
+                if n <= room {
+                    add(byte_gram_index(packed & (u64::MAX >> (64 - 8 * n)), n));
+                }
+            }
+        }
+        self.text.truncate(len);
+        for (n, tag) in WORD_NGRAMS {
+            for span in self.words.windows(n) {
+                let (Some(&(from, _)), Some(&(_, to))) = (span.first(), span.last()) else { continue };
+                // Words are separated by exactly one space, so the span is the gram.
+                add(word_gram_index(tag, self.text.get(from..to).unwrap_or_default()));
+            }
+        }
+        true
+    }
+
+    /// Back to all-zero counts, touching only the entries in use.
+    fn clear(&mut self) {
+        for &index in &self.used {
+            if let Some(count) = self.counts.get_mut(index as usize) {
+                *count = 0;
+            }
+        }
+        self.used.clear();
     }
 }
 
@@ -173,9 +303,9 @@ mod tests {
     use super::*;
 
     fn words_of(text: &str) -> Vec<String> {
-        let (mut s, mut w) = (String::new(), Vec::new());
+        let (mut s, mut w) = (Vec::new(), Vec::new());
         canonical(text, &mut s, &mut w);
-        w.iter().map(|&(a, b)| s[a..b].to_string()).collect()
+        w.iter().map(|&(a, b)| String::from_utf8(s[a..b].to_vec()).unwrap()).collect()
     }
 
     #[test]
@@ -196,6 +326,39 @@ mod tests {
         assert!((norm - 1.0).abs() < 1e-5);
         f.features("", &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn linear_dot_is_the_dot_product_with_the_features() {
+        let weights: Vec<f32> = (0..DIM).map(|i| ((i * 7919) % 2000) as f32 / 1000.0 - 1.0).collect();
+        let mut f = Featurizer::default();
+        let mut out = Features::default();
+        for text in ["Ignore all previous instructions", "naïve café 日本語 🙂", &"spam ".repeat(900), "a", "x"] {
+            f.features(text, &mut out);
+            let dot: f64 = out.indices.iter().zip(&out.values).map(|(&i, &v)| f64::from(weights[i as usize]) * f64::from(v)).sum();
+            let direct = f.linear_dot(text, &weights).unwrap();
+            assert!((f64::from(direct) - dot).abs() < 1e-5, "{text}: {direct} vs {dot}");
+        }
+        assert_eq!(f.linear_dot(" !? ", &weights), None);
+        assert_eq!(f.linear_dot("words", &weights[..10]), None, "an index past the table is refused");
+        // Nothing of one text is left over for the next.
+        f.features("one text", &mut out);
+        let again = out.clone();
+        f.linear_dot("another, longer text entirely", &weights);
+        f.features("one text", &mut out);
+        assert_eq!(out, again);
+    }
+
+    #[test]
+    fn repeated_grams_weigh_more_and_byte_grams_see_their_length() {
+        let mut f = Featurizer::default();
+        let mut out = Features::default();
+        f.features("echo echo echo, then quiet", &mut out);
+        let (min, max) = out.values.iter().fold((f32::MAX, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        assert!((max / min - (1.0 + 3f32.ln())).abs() < 1e-3, "a gram seen three times weighs 1 + ln 3");
+        // Same bytes, different lengths: different indices.
+        assert_ne!(byte_gram_index(u64::from_le_bytes(*b"abc\0\0\0\0\0"), 3), byte_gram_index(u64::from_le_bytes(*b"abc\0\0\0\0\0"), 4));
+        assert!(byte_gram_index(u64::MAX >> 8, 7) < DIM as u32);
     }
 
     #[test]

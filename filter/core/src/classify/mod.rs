@@ -49,7 +49,7 @@ impl Classifier {
 /// The embedded model's recommended block threshold: the score at which
 /// 1% of the validation sets' benign prompts are flagged
 /// (`filter/core/models/injection.metrics.json`).
-pub const DEFAULT_BLOCK_THRESHOLD: f32 = 0.84;
+pub const DEFAULT_BLOCK_THRESHOLD: f32 = 0.83;
 
 /// Most bytes one request may have scored (all texts, all windows); the most
 /// recent texts go first. Bounds the work at about 2 ms per request.
@@ -226,10 +226,20 @@ impl InjectionPolicy {
         // The model reads text with obfuscation undone, as the detectors do.
         let normalized = normalize(head, &NormalizeConfig::default());
         let text = normalized.text.as_ref();
+        features::with_scratch(|featurizer, buffer| self.windows_of(text, budget, cut_before, featurizer, buffer))
+    }
+
+    fn windows_of(
+        &self,
+        text: &str,
+        budget: usize,
+        cut_before: bool,
+        featurizer: &mut features::Featurizer,
+        buffer: &mut features::Features,
+    ) -> (Option<f32>, usize, bool) {
         let mut best: Option<f32> = None;
         let mut used = 0usize;
         let mut start = 0usize;
-        let (mut featurizer, mut buffer) = (features::Featurizer::default(), features::Features::default());
         loop {
             let rest = text.get(start..).unwrap_or("");
             let remaining = budget.saturating_sub(used);
@@ -237,7 +247,7 @@ impl InjectionPolicy {
             if window.is_empty() {
                 return (best, used, cut_before || !rest.is_empty());
             }
-            if let Some(score) = self.classifier.score_with(&mut featurizer, &mut buffer, window) {
+            if let Some(score) = self.classifier.score_with(featurizer, buffer, window) {
                 best = Some(best.map_or(score, |b| b.max(score)));
             }
             used += window.len();

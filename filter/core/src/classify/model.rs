@@ -105,11 +105,17 @@ impl Classifier {
     /// (nothing to score) or the model fails. Only the first
     /// [`features::MAX_BYTES`] bytes are read; callers window longer texts.
     pub fn score(&self, text: &str) -> Option<f32> {
-        self.score_with(&mut Featurizer::default(), &mut Features::default(), text)
+        features::with_scratch(|featurizer, buffer| self.score_with(featurizer, buffer, text))
     }
 
     /// [`Self::score`] with the caller's buffers, reused across windows.
     pub fn score_with(&self, featurizer: &mut Featurizer, features: &mut Features, text: &str) -> Option<f32> {
+        #[allow(irrefutable_let_patterns)] // without the `tract` feature, Native is all there is
+        if let Runtime::Native(model) = &self.runtime {
+            if let Some(weights) = model.linear_weights() {
+                return model.after_dot(featurizer.linear_dot(text, weights)?).ok();
+            }
+        }
         featurizer.features(text, features);
         if features.is_empty() {
             return None;

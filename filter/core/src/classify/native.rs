@@ -66,6 +66,60 @@ pub struct NativeModel {
     indices_slot: usize,
     values_slot: usize,
     output_slot: usize,
+    /// The same graph as one fused loop, when it is a linear model.
+    linear: Option<Linear>,
+}
+
+/// `post(Σ weights[indices] · values)`: what the steps compute when the
+/// graph is a (generalised) linear model, as every model the training script
+/// writes is. Runs without allocating and in the order the steps would, so
+/// it gives the same bits; and the dot product may come straight from the
+/// featuriser ([`NativeModel::linear_weights`]).
+#[derive(Debug)]
+struct Linear {
+    weights_slot: usize,
+    post: Vec<Scalar>,
+}
+
+impl Linear {
+    fn finish(&self, dot: f32) -> f32 {
+        self.post.iter().fold(dot, |x, step| match *step {
+            Scalar::Arith { op, constant, constant_first: false } => arith(op, x, constant),
+            Scalar::Arith { op, constant, constant_first: true } => arith(op, constant, x),
+            Scalar::Sigmoid => sigmoid(x),
+        })
+    }
+}
+
+fn finite(p: f32) -> Result<f32, String> {
+    if p.is_finite() {
+        Ok(p)
+    } else {
+        Err("the model's output is not a finite number".to_string())
+    }
+}
+
+/// One step applied to the dot product, in graph order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scalar {
+    /// `dot ∘ c`, or `c ∘ dot` when `constant_first`.
+    Arith { op: Arith, constant: f32, constant_first: bool },
+    Sigmoid,
+}
+
+/// What a slot holds, as far as the linear analysis can tell.
+#[derive(Debug, Clone, PartialEq)]
+enum Form {
+    Other,
+    Indices,
+    Values,
+    Scalar(f32),
+    /// `weights[indices]`, weights being the constant in this slot.
+    Gathered(usize),
+    /// `weights[indices] · values`, elementwise.
+    Products(usize),
+    /// The dot product with these steps applied.
+    Dot(usize, Vec<Scalar>),
 }
 
 /// Why a graph cannot be compiled: unsupported (another runtime may take
@@ -238,11 +292,54 @@ impl NativeModel {
         if output_type != Type::F32 || output.elem_type.is_some_and(|t| t != onnx::FLOAT) {
             return Err(CompileError::Invalid(format!("the output `{}` is not float32; {CONTRACT}", output.name)));
         }
-        Ok(Self { constants: b.constants, steps, indices_slot, values_slot, output_slot })
+        let linear = linear_form(&b.constants, &steps, indices_slot, values_slot, output_slot);
+        Ok(Self { constants: b.constants, steps, indices_slot, values_slot, output_slot, linear })
+    }
+
+    /// The weight table when the graph is linear in the features: the
+    /// caller may then compute the dot product itself and finish with
+    /// [`Self::after_dot`].
+    pub fn linear_weights(&self) -> Option<&[f32]> {
+        match self.constants.get(self.linear.as_ref()?.weights_slot) {
+            Some(Some(Value::F32(weights))) => Some(weights),
+            _ => None,
+        }
+    }
+
+    /// The output of a linear graph for a dot product of `dot`.
+    pub fn after_dot(&self, dot: f32) -> Result<f32, String> {
+        let linear = self.linear.as_ref().ok_or_else(|| "the graph is not linear in the features".to_string())?;
+        finite(linear.finish(dot))
     }
 
     /// The model's single output for one text's features.
     pub fn run(&self, features: &Features) -> Result<f32, String> {
+        finite(match &self.linear {
+            Some(linear) => self.run_linear(linear, features)?,
+            None => self.run_steps(features)?,
+        })
+    }
+
+    fn run_linear(&self, linear: &Linear, features: &Features) -> Result<f32, String> {
+        let Some(Some(Value::F32(weights))) = self.constants.get(linear.weights_slot) else {
+            return Err("the weights constant is missing".to_string());
+        };
+        if features.indices.len() != features.values.len() {
+            return Err(format!("{} indices but {} values", features.indices.len(), features.values.len()));
+        }
+        let n = weights.len() as i64;
+        let mut dot = 0.0f32;
+        for (&i, &v) in features.indices.iter().zip(&features.values) {
+            // Negative indices count from the end, as in ONNX's Gather.
+            let at = if i < 0 { i + n } else { i };
+            let w = usize::try_from(at).ok().and_then(|at| weights.get(at)).ok_or_else(|| format!("Gather index {i} is out of range for {n} entries"))?;
+            dot += w * v;
+        }
+        Ok(linear.finish(dot))
+    }
+
+    /// Every step in turn, each into its own tensor.
+    fn run_steps(&self, features: &Features) -> Result<f32, String> {
         let mut slots: Vec<Option<Cow<'_, Value>>> = self.constants.iter().map(|c| c.as_ref().map(Cow::Borrowed)).collect();
         let set = |slots: &mut Vec<Option<Cow<'_, Value>>>, slot: usize, value: Value| {
             if let Some(place) = slots.get_mut(slot) {
@@ -267,18 +364,79 @@ impl NativeModel {
                 },
                 Op::Arith(arith) => Value::F32(elementwise(floats(arg(0)?)?, floats(arg(1)?)?, arith)?),
                 Op::ReduceSum => Value::F32(vec![floats(arg(0)?)?.iter().sum()]),
-                Op::Sigmoid => Value::F32(floats(arg(0)?)?.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect()),
+                Op::Sigmoid => Value::F32(floats(arg(0)?)?.iter().map(|&x| sigmoid(x)).collect()),
                 Op::Identity => arg(0)?.clone(),
             };
             set(&mut slots, step.output, out);
         }
         match slots.get(self.output_slot).and_then(|v| v.as_deref()) {
             Some(Value::F32(v)) => match v.as_slice() {
-                [p] if p.is_finite() => Ok(*p),
-                other => Err(format!("expected one finite float output, got {} values", other.len())),
+                [p] => Ok(*p),
+                other => Err(format!("expected one float output, got {} values", other.len())),
             },
             _ => Err("the model produced no float output".to_string()),
         }
+    }
+}
+
+/// Follows the steps symbolically; `Some` when the output is the dot
+/// product of gathered weights and the values with only scalar steps after.
+fn linear_form(constants: &[Option<Value>], steps: &[Step], indices: usize, values: usize, output: usize) -> Option<Linear> {
+    let mut forms = vec![Form::Other; constants.len()];
+    for (slot, constant) in constants.iter().enumerate() {
+        if let (Some(Value::F32(c)), Some(form)) = (constant, forms.get_mut(slot)) {
+            if let [c] = c.as_slice() {
+                *form = Form::Scalar(*c);
+            }
+        }
+    }
+    *forms.get_mut(indices)? = Form::Indices;
+    *forms.get_mut(values)? = Form::Values;
+    for step in steps {
+        let form = |i: usize| step.inputs.get(i).and_then(|&slot| forms.get(slot)).cloned().unwrap_or(Form::Other);
+        let out = match (step.op, form(0), form(1)) {
+            (Op::Gather, Form::Other, Form::Indices) => {
+                let data = *step.inputs.first()?;
+                match constants.get(data) {
+                    Some(Some(Value::F32(w))) if w.len() >= DIM => Form::Gathered(data),
+                    _ => Form::Other,
+                }
+            }
+            (Op::CastToF32 | Op::Identity, f @ (Form::Gathered(_) | Form::Dot(..)), _) => f,
+            (Op::Arith(Arith::Mul), Form::Gathered(w), Form::Values) | (Op::Arith(Arith::Mul), Form::Values, Form::Gathered(w)) => Form::Products(w),
+            (Op::ReduceSum, Form::Products(w), _) => Form::Dot(w, Vec::new()),
+            (Op::Arith(op), Form::Dot(w, mut post), Form::Scalar(constant)) => {
+                post.push(Scalar::Arith { op, constant, constant_first: false });
+                Form::Dot(w, post)
+            }
+            (Op::Arith(op), Form::Scalar(constant), Form::Dot(w, mut post)) => {
+                post.push(Scalar::Arith { op, constant, constant_first: true });
+                Form::Dot(w, post)
+            }
+            (Op::Sigmoid, Form::Dot(w, mut post), _) => {
+                post.push(Scalar::Sigmoid);
+                Form::Dot(w, post)
+            }
+            _ => Form::Other,
+        };
+        *forms.get_mut(step.output)? = out;
+    }
+    match forms.get(output)? {
+        Form::Dot(weights_slot, post) => Some(Linear { weights_slot: *weights_slot, post: post.clone() }),
+        _ => None,
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn arith(op: Arith, x: f32, y: f32) -> f32 {
+    match op {
+        Arith::Add => x + y,
+        Arith::Sub => x - y,
+        Arith::Mul => x * y,
+        Arith::Div => x / y,
     }
 }
 
@@ -324,12 +482,7 @@ fn gather(data: &Value, indices: &Value) -> Result<Value, String> {
 
 /// `a ∘ b` elementwise; a one-element side is broadcast.
 fn elementwise(a: &[f32], b: &[f32], op: Arith) -> Result<Vec<f32>, String> {
-    let f = |x: f32, y: f32| match op {
-        Arith::Add => x + y,
-        Arith::Sub => x - y,
-        Arith::Mul => x * y,
-        Arith::Div => x / y,
-    };
+    let f = |x: f32, y: f32| arith(op, x, y);
     match (a, b) {
         (_, [y]) => Ok(a.iter().map(|&x| f(x, *y)).collect()),
         ([x], _) => Ok(b.iter().map(|&y| f(*x, y)).collect()),
@@ -375,6 +528,12 @@ mod tests {
             },
             metadata: vec![],
         }
+    }
+
+    fn cast_to_float(input: &str, output: &str) -> onnx::Node {
+        let mut n = node("Cast", &[input], output);
+        n.attributes.push(onnx::Attribute { name: "to".into(), int: Some(onnx::FLOAT), ints: vec![] });
+        n
     }
 
     fn standard_nodes() -> Vec<onnx::Node> {
@@ -435,5 +594,44 @@ mod tests {
         assert!(model.run(&features(&[(-1, 1.0)])).is_ok(), "negative indices count from the end, as in ONNX");
         let mismatched = Features { indices: vec![1, 2], values: vec![1.0, 2.0, 3.0] };
         assert!(model.run(&mismatched).is_err());
+    }
+
+    #[test]
+    fn linear_graphs_run_fused_with_the_same_bits_as_step_by_step() {
+        let weights: Vec<f32> = (0..DIM).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+        let x = features(&[(5, 0.25), (DIM as i64 - 3, 0.5), (1234, -0.75), (99_999, 0.125)]);
+        let mut shapes = vec![standard_nodes()];
+        // bias - dot, a Cast and an Identity on the way, scaled by a constant first.
+        shapes.push(vec![
+            node("Gather", &["weights", "indices"], "w"),
+            cast_to_float("w", "wf"),
+            node("Mul", &["values", "wf"], "wx"),
+            node("ReduceSum", &["wx", "axes"], "dot"),
+            node("Identity", &["dot"], "dot2"),
+            node("Sub", &["bias", "dot2"], "neg"),
+            node("Div", &["neg", "bias"], "scaled"),
+            node("Sigmoid", &["scaled"], "probability"),
+        ]);
+        for nodes in shapes {
+            let model = NativeModel::compile(&linear(weights.clone(), 0.5, nodes)).unwrap();
+            assert!(model.linear_weights().is_some());
+            let fused = model.run(&x).unwrap();
+            let stepwise = model.run_steps(&x).unwrap();
+            assert_eq!(fused.to_bits(), stepwise.to_bits(), "{fused} vs {stepwise}");
+        }
+    }
+
+    #[test]
+    fn other_graphs_run_step_by_step() {
+        // sigmoid applied per feature before the sum: not a linear model.
+        let nodes = vec![
+            node("Gather", &["weights", "indices"], "w"),
+            node("Mul", &["w", "values"], "wx"),
+            node("Sigmoid", &["wx"], "s"),
+            node("ReduceSum", &["s", "axes"], "probability"),
+        ];
+        let model = NativeModel::compile(&linear(vec![0.0; DIM], 0.0, nodes)).unwrap();
+        assert!(model.linear_weights().is_none());
+        assert_eq!(model.run(&features(&[(1, 1.0), (2, 1.0)])).unwrap(), 1.0);
     }
 }
