@@ -1,7 +1,8 @@
 //! The per-request steps besides detection, natively: JWT verification
 //! (cold and from the verified-token cache), parsing, scanning and
-//! rewriting a chat request body as the filter does, and redacting a
-//! streamed answer chunk by chunk.
+//! rewriting a chat request body as the filter does, redacting a streamed
+//! answer chunk by chunk, and the fixed work every request pays whatever
+//! its size (a two-byte message and its answer, the decision record).
 
 use std::hint::black_box;
 
@@ -11,6 +12,8 @@ use meshguard_core::detect::ScanSession;
 use meshguard_core::dialect::Dialect;
 use meshguard_core::identity::{AuthConfig, Authenticator};
 use meshguard_core::inspect::{inspect_request, RequestExtras};
+use meshguard_core::record::DecisionRecord;
+use meshguard_core::response::inspect_response;
 use meshguard_core::stream::{StreamFilter, StreamLimits};
 use meshguard_core::CompiledConfig;
 use serde_json::{json, Value};
@@ -102,5 +105,32 @@ fn stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, jwt, request_body, stream);
+/// What a request costs when there is almost nothing to scan.
+fn fixed(c: &mut Criterion) {
+    let Ok(config) = CompiledConfig::from_json(POLICY.as_bytes()) else { return };
+    let Some(policy) = config.policy("standard") else { return };
+    let mut group = c.benchmark_group("fixed");
+    let request = br#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}"#;
+    group.bench_function("request_2B_message", |b| {
+        b.iter(|| black_box(inspect_request(policy, "/v1/chat/completions", Some("application/json"), request, RequestExtras::default()).verdict))
+    });
+    let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1_763_700_000, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help?"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}})
+    .to_string()
+    .into_bytes();
+    let vault = ScanSession::new("request");
+    group.bench_function("response_short_answer", |b| {
+        b.iter(|| black_box(inspect_response(Dialect::OpenAiChat, &policy.engine, &vault, Some("application/json"), &answer).verdict))
+    });
+    let inspection = inspect_request(policy, "/v1/chat/completions", Some("application/json"), request, RequestExtras::default());
+    let mut record = DecisionRecord::new(1_763_700_000_000_000_000, &config.config_hash);
+    record.policy = Some("standard".into());
+    record.findings.extend(inspection.findings);
+    record.verdict.escalate(inspection.verdict);
+    group.bench_function("record_to_json", |b| b.iter(|| black_box(record.to_json().len())));
+    group.finish();
+}
+
+criterion_group!(benches, jwt, request_body, stream, fixed);
 criterion_main!(benches);

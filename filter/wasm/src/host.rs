@@ -38,20 +38,25 @@ pub fn now() -> SystemTime {
     hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
 }
 
-/// Only valid inside that map's own callback: the SDK aborts the VM when
-/// the host refuses a read (e.g. response headers during the body).
-pub fn header(map: MapType, name: &str) -> Option<String> {
-    hostcalls::get_map_value(map, name).ok().flatten()
-}
-
 pub fn set_header(map: MapType, name: &str, value: Option<&str>) {
     if let Err(status) = hostcalls::set_map_value(map, name, value) {
         log::warn!("could not set header {name}: {status:?}");
     }
 }
 
-pub fn headers(map: MapType) -> Vec<(String, String)> {
-    hostcalls::get_map(map).unwrap_or_default()
+/// Every header of `map`, names lower-cased (Envoy's already are; this
+/// makes lookups exact whatever the codec).
+pub fn lowercase_headers(map: MapType) -> Vec<(String, String)> {
+    let mut headers = hostcalls::get_map(map).unwrap_or_default();
+    for (name, _) in &mut headers {
+        name.make_ascii_lowercase();
+    }
+    headers
+}
+
+/// The first value of `name` (lower-case) in a list from [`lowercase_headers`].
+pub fn find_header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
 }
 
 pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {

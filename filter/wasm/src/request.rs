@@ -100,27 +100,21 @@ impl RequestFilter {
         self.record.reason = Some(error.code.clone());
         self.record.status = Some(error.status);
         self.replied = true;
-        self.publish_record();
+        let _ = self.publish_record();
         host::send_error(&error, headers);
         Action::Pause
     }
 
     /// Establishes who is calling and picks their policy. `Err` carries the
     /// action after a refusal (401, or 503 when no keys are usable).
-    fn authenticate(&mut self) -> Result<(), Action> {
+    fn authenticate(&mut self, headers: &[(String, String)]) -> Result<(), Action> {
         let Some(auth) = self.auth.clone() else {
             return Ok(());
         };
         let mode = auth.borrow().mode();
         let verified = match mode {
             AuthMode::None => return Ok(()),
-            AuthMode::Jwt => {
-                let headers: Vec<(String, String)> = host::headers(MapType::HttpRequestHeaders)
-                    .into_iter()
-                    .map(|(name, value)| (name.to_ascii_lowercase(), value))
-                    .collect();
-                auth.borrow_mut().authenticate(&headers, host::now_secs())
-            }
+            AuthMode::Jwt => auth.borrow_mut().authenticate(headers, host::now_secs()),
             AuthMode::TrustedMetadata => {
                 let auth = auth.borrow();
                 let claims = host::dynamic_metadata_json(auth.metadata_location().0);
@@ -152,11 +146,14 @@ impl RequestFilter {
         }
     }
 
-    /// Puts the record where Envoy's access log can read it. Called at every
-    /// point where the request may end, so the access log never misses it.
-    fn publish_record(&mut self) {
+    /// Puts the record where Envoy's access log can read it, and returns it
+    /// as JSON. `on_log` always publishes the final record; a local reply
+    /// publishes too, before Envoy logs it.
+    fn publish_record(&mut self) -> String {
         self.record.added_latency_us = self.busy_us;
-        host::set_filter_state(host::DECISION_PROPERTY, &self.record.to_json());
+        let json = self.record.to_json();
+        host::set_filter_state(host::DECISION_PROPERTY, &json);
+        json
     }
 
     /// Per-subject request rate and token budget (per Envoy instance).
@@ -203,22 +200,23 @@ impl RequestFilter {
         host::update_shared(&key, |stored| (Some(quota::spend_tokens(stored, now_s, tokens)), ()));
     }
 
-    fn strip_internal_headers(&self) {
-        for (name, _) in host::headers(MapType::HttpRequestHeaders) {
-            if name.to_ascii_lowercase().starts_with(INTERNAL_HEADER_PREFIX) {
-                host::set_header(MapType::HttpRequestHeaders, &name, None);
-            }
-        }
-    }
-
     fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
-        self.strip_internal_headers();
-        let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name);
+        // One read of the whole map: each host call costs more than the
+        // lookups (≈1.5 µs per header read in V8).
+        let mut headers = host::lowercase_headers(MapType::HttpRequestHeaders);
+        headers.retain(|(name, _)| {
+            let internal = name.starts_with(INTERNAL_HEADER_PREFIX);
+            if internal {
+                host::set_header(MapType::HttpRequestHeaders, name, None);
+            }
+            !internal
+        });
+        let request_header = |name: &str| host::find_header(&headers, name);
         self.record.request_id = request_header("x-request-id");
         self.record.route.method = request_header(":method").unwrap_or_default();
         self.record.route.path = request_header(":path").unwrap_or_default();
         self.record.route.authority = request_header(":authority").unwrap_or_default();
-        if let Err(action) = self.authenticate() {
+        if let Err(action) = self.authenticate(&headers) {
             return action;
         }
         self.record.policy = Some(self.policy_name.clone());
@@ -323,7 +321,6 @@ impl RequestFilter {
             return Action::Continue;
         }
         if end_of_stream {
-            self.publish_record();
             return Action::Continue;
         }
         let config = Rc::clone(&self.config);
@@ -331,7 +328,8 @@ impl RequestFilter {
             return self.refuse(ClientError::unavailable("policy_missing", "no policy applies to this request"), Verdict::Unavailable);
         };
         let cap = config.limits.max_response_bytes;
-        let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name);
+        let headers = host::lowercase_headers(MapType::HttpResponseHeaders);
+        let response_header = |name: &str| host::find_header(&headers, name);
         if let Some(error) = inspect::check_content_encoding(response_header("content-encoding").as_deref()) {
             let error = ClientError::response_rejected(&error.code, "the upstream answered with a compressed body, which cannot be inspected");
             return self.refuse(error, Verdict::Reject);
@@ -412,7 +410,6 @@ impl RequestFilter {
             if let Some(usage) = stream.usage() {
                 self.note_usage(usage);
             }
-            self.publish_record();
         }
         Action::Continue
     }
@@ -469,7 +466,6 @@ impl RequestFilter {
             // the client never receives the refused body.
             Outcome::Refuse(error) => return self.refuse(error, inspection.verdict),
         }
-        self.publish_record();
         Action::Continue
     }
 
@@ -509,9 +505,9 @@ impl HttpContext for RequestFilter {
     }
 
     fn on_log(&mut self) {
-        self.publish_record();
+        let json = self.publish_record();
         if self.config.audit.log_decisions {
-            log::info!("meshguard.decision {}", self.record.to_json());
+            log::info!("meshguard.decision {json}");
         }
         host::emit_metrics(&meshguard_core::metrics::samples(&self.record));
     }
