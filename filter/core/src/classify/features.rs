@@ -148,18 +148,26 @@ fn word_gram_index(tag: u8, text: &[u8]) -> u32 {
 }
 
 /// `1 + ln(count)` (step 5), from a table for the counts most grams have.
-fn count_weight(count: u16) -> f64 {
-    static TABLE: std::sync::OnceLock<[f64; 64]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [1.0; 64];
-        for (c, w) in t.iter_mut().enumerate().skip(2) {
-            *w = 1.0 + (c as f64).ln();
+struct CountWeights(&'static [f64; 64]);
+
+impl CountWeights {
+    fn get() -> Self {
+        static TABLE: std::sync::OnceLock<[f64; 64]> = std::sync::OnceLock::new();
+        Self(TABLE.get_or_init(|| {
+            let mut t = [1.0; 64];
+            for (c, w) in t.iter_mut().enumerate().skip(2) {
+                *w = 1.0 + (c as f64).ln();
+            }
+            t
+        }))
+    }
+
+    #[inline]
+    fn of(&self, count: u16) -> f64 {
+        match self.0.get(usize::from(count)) {
+            Some(&w) => w,
+            None => 1.0 + f64::from(count).ln(),
         }
-        t
-    });
-    match table.get(usize::from(count)) {
-        Some(&w) => w,
-        None => 1.0 + f64::from(count).ln(),
     }
 }
 
@@ -210,11 +218,12 @@ impl Featurizer {
         if !self.count(text) {
             return;
         }
+        let weight = CountWeights::get();
         self.used.sort_unstable();
-        let norm = self.used.iter().map(|&i| count_weight(self.count_of(i)).powi(2)).sum::<f64>().sqrt();
+        let norm = self.used.iter().map(|&i| weight.of(self.count_of(i)).powi(2)).sum::<f64>().sqrt();
         for &index in &self.used {
             out.indices.push(i64::from(index));
-            out.values.push((count_weight(self.count_of(index)) / norm) as f32);
+            out.values.push((weight.of(self.count_of(index)) / norm) as f32);
         }
         self.clear();
     }
@@ -226,9 +235,10 @@ impl Featurizer {
         if !self.count(text) {
             return None;
         }
+        let weight = CountWeights::get();
         let (mut dot, mut norm2, mut missing) = (0.0f64, 0.0f64, false);
         for &index in &self.used {
-            let value = count_weight(self.count_of(index));
+            let value = weight.of(self.count_of(index));
             norm2 += value * value;
             match weights.get(index as usize) {
                 Some(&w) => dot += f64::from(w) * value,
@@ -359,6 +369,35 @@ mod tests {
         // Same bytes, different lengths: different indices.
         assert_ne!(byte_gram_index(u64::from_le_bytes(*b"abc\0\0\0\0\0"), 3), byte_gram_index(u64::from_le_bytes(*b"abc\0\0\0\0\0"), 4));
         assert!(byte_gram_index(u64::MAX >> 8, 7) < DIM as u32);
+    }
+
+    #[test]
+    fn random_texts_agree_between_the_two_paths_and_never_panic() {
+        // Deterministic xorshift: text of ASCII, separators, accented and
+        // wide characters, emoji and long runs, up to past MAX_BYTES.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const PIECES: [&str; 12] = ["a", "Z", "7", " ", "\n", "!", "é", "日", "🙂", "\u{200b}", "ignore ", "xxxxxxxxxxxxxxxx"];
+        let weights: Vec<f32> = (0..DIM).map(|i| ((i * 104_729) % 4001) as f32 / 2000.0 - 1.0).collect();
+        let (mut f, mut out) = (Featurizer::default(), Features::default());
+        for _ in 0..300 {
+            let len = (next() % 700) as usize;
+            let text: String = (0..len).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            f.features(&text, &mut out);
+            let direct = f.linear_dot(&text, &weights);
+            assert_eq!(direct.is_some(), !out.is_empty());
+            if let Some(direct) = direct {
+                let dot: f64 = out.indices.iter().zip(&out.values).map(|(&i, &v)| f64::from(weights[i as usize]) * f64::from(v)).sum();
+                assert!((f64::from(direct) - dot).abs() < 1e-5, "{direct} vs {dot}");
+                let norm: f32 = out.values.iter().map(|v| v * v).sum();
+                assert!((norm - 1.0).abs() < 1e-4);
+            }
+        }
     }
 
     #[test]
