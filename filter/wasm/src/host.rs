@@ -45,7 +45,9 @@ pub fn set_header(map: MapType, name: &str, value: Option<&str>) {
 }
 
 /// Every header of `map`, names lower-cased (Envoy's already are; this
-/// makes lookups exact whatever the codec).
+/// makes lookups exact whatever the codec). Only valid inside that map's
+/// own callback: the SDK aborts the VM when the host refuses a read (e.g.
+/// response headers during the body).
 pub fn lowercase_headers(map: MapType) -> Vec<(String, String)> {
     let mut headers = hostcalls::get_map(map).unwrap_or_default();
     for (name, _) in &mut headers {
