@@ -158,18 +158,33 @@ def test_refusal_is_recorded_with_its_reason(client):
     assert record["status"] == 400
 
 
-def test_decision_record_is_logged_as_a_line(client):
+def decision_lines(stack, request_id, wait_s):
+    """Envoy log lines carrying the decision record of `request_id`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        lines = [l for l in stack.envoy_log.read_text().splitlines() if "meshguard.decision" in l and request_id in l]
+        if lines or time.monotonic() >= deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_decision_record_is_logged_as_a_line_when_asked(make_stack):
+    config = demo_plugin_config()
+    config["audit"] = {"log_decisions": True}
+    client = Client(make_stack(config, sidecar=False))
     request_id = new_request_id()
     client.chat("log line please", headers={"x-request-id": request_id})
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [l for l in client.stack.envoy_log.read_text().splitlines() if "meshguard.decision" in l and request_id in l]
-        if lines:
-            break
-        time.sleep(0.05)
+    lines = decision_lines(client.stack, request_id, wait_s=5)
     assert lines, "decision record not found in Envoy's log"
     record = json.loads(lines[-1].split("meshguard.decision ", 1)[1])
     assert record["request_id"] == request_id
+
+
+def test_decision_record_is_only_in_the_access_log_by_default(client):
+    request_id = new_request_id()
+    client.chat("no log line please", headers={"x-request-id": request_id})
+    assert client.record_for(request_id)["meshguard"]["request_id"] == request_id
+    assert decision_lines(client.stack, request_id, wait_s=0.5) == []
 
 
 def test_openai_sdk_works_unchanged(demo_stack):
