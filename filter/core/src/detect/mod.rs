@@ -19,7 +19,7 @@
 //! - [`session`]: per-request state (placeholder numbering, token vault).
 //! - [`stream`]: what an incremental scan of a streamed text holds back.
 //! - [`trigger`]: the prefilter that picks the windows worth a regex.
-//! - [`wordscan`]: the trigger's search for case-insensitive context words.
+//! - [`wordscan`]: the trigger's search for token prefixes and context words.
 //! - [`engine`]: compile and process.
 
 use serde::Deserialize;

@@ -37,10 +37,12 @@ struct Entry {
 /// How one anchor set is searched: leftmost-longest either way.
 #[derive(Debug)]
 enum Finder {
-    /// Exact-case literals: the automaton with its SIMD prefilter.
-    Automaton(AhoCorasick),
-    /// Case-insensitive words: the pair table (see [`super::wordscan`]).
+    /// The pair table (see [`super::wordscan`]), for exact-case literals and
+    /// case-insensitive words alike.
     Words(WordScan),
+    /// The automaton, for a set the pair table cannot hold (a one-byte
+    /// literal).
+    Automaton(AhoCorasick),
 }
 
 #[derive(Debug)]
@@ -52,7 +54,8 @@ struct Anchors {
 }
 
 impl Anchors {
-    fn build(own: &[Entry], case_sensitive: bool) -> Result<Option<Self>, String> {
+    /// `pair_scan: false` keeps the automaton, as a reference for tests.
+    fn build_with(own: &[Entry], case_sensitive: bool, pair_scan: bool) -> Result<Option<Self>, String> {
         let fold = |l: &str| if case_sensitive { l.to_string() } else { l.to_ascii_lowercase() };
         let own: Vec<&Entry> = own.iter().filter(|e| e.case_sensitive == case_sensitive).collect();
         let mut keys: Vec<String> = own.iter().map(|e| fold(&e.literal)).collect();
@@ -76,10 +79,8 @@ impl Anchors {
                 list
             })
             .collect();
-        if !case_sensitive {
-            if let Some(words) = WordScan::build(&keys) {
-                return Ok(Some(Self { finder: Finder::Words(words), entries }));
-            }
+        if let Some(words) = WordScan::build(&keys, !case_sensitive).filter(|_| pair_scan) {
+            return Ok(Some(Self { finder: Finder::Words(words), entries }));
         }
         let ac = AhoCorasickBuilder::new()
             // A full DFA: one table lookup per byte. The anchor set is
@@ -108,6 +109,10 @@ pub struct Triggers {
 impl Triggers {
     /// `patterns`: each pattern's trigger and window (back, fwd).
     pub fn build(patterns: &[(Trigger, usize, usize)]) -> Result<Self, String> {
+        Self::build_with(patterns, true)
+    }
+
+    fn build_with(patterns: &[(Trigger, usize, usize)], pair_scan: bool) -> Result<Self, String> {
         let mut own: Vec<Entry> = Vec::new();
         let mut digit_rules = Vec::new();
         let mut at_window: Option<(usize, usize)> = None;
@@ -130,7 +135,10 @@ impl Triggers {
                 Trigger::Always => always = true,
             }
         }
-        let anchors = [true, false].into_iter().filter_map(|cs| Anchors::build(&own, cs).transpose()).collect::<Result<Vec<_>, _>>()?;
+        let anchors = [true, false]
+            .into_iter()
+            .filter_map(|cs| Anchors::build_with(&own, cs, pair_scan).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { anchors, digit_rules, at_window, always })
     }
 
@@ -278,6 +286,41 @@ pub fn clusters(b: &[u8]) -> Vec<Cluster> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// The whole catalogue's triggers open the same windows whether token
+    /// prefixes and context words are found by the pair scan or by the
+    /// automaton it replaces, on random mixtures of their literals, digits,
+    /// `@`, other case and prose.
+    #[test]
+    fn pair_scan_opens_the_same_windows_as_the_automaton() {
+        let patterns: Vec<(Trigger, usize, usize)> =
+            super::super::catalogue::BUILTINS.iter().flat_map(|b| b.patterns.iter().map(|p| (p.trigger, p.back, p.fwd))).collect();
+        let fast = Triggers::build_with(&patterns, true).unwrap();
+        let reference = Triggers::build_with(&patterns, false).unwrap();
+        assert!(fast.anchors.iter().all(|a| matches!(a.finder, Finder::Words(_))), "every anchor set uses the pair scan");
+        assert!(reference.anchors.iter().all(|a| matches!(a.finder, Finder::Automaton(_))));
+        let mut pieces: Vec<String> = patterns
+            .iter()
+            .flat_map(|(t, _, _)| match t {
+                Trigger::Literal(list) | Trigger::Word(list) => list.to_vec(),
+                _ => Vec::new(),
+            })
+            .flat_map(|l| [l.to_string(), l.to_ascii_lowercase(), l.to_ascii_uppercase(), l.chars().skip(1).collect()])
+            .collect();
+        pieces.extend(["the ", "ask ", " ", "4111 1111", "10.0.0.1", "@", "GB82", ":", "~", "K", "S", "Q", "é", "\n"].map(String::from));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let count = (next() % 12) as usize;
+            let text: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();
+            assert_eq!(fast.windows(&text), reference.windows(&text), "{text:?}");
+        }
+    }
 
     #[test]
     fn clusters_span_separated_digits() {

@@ -1,95 +1,121 @@
-//! Context words (`password`, `api`, `token`, ...) found the way a
-//! leftmost-longest, ASCII case-insensitive aho-corasick search finds them,
-//! without its one table walk per byte.
+//! Trigger literals found the way a leftmost-longest aho-corasick search
+//! finds them — exact-case token prefixes (`AKIA`, `ghp_`) or ASCII
+//! case-insensitive context words (`password`, `api`) — without its one
+//! table walk per byte. (Natively aho-corasick skips ahead with its SIMD
+//! "Teddy" prefilter; in wasm it has none and walks every byte.)
 //!
-//! Words start with common letters, so no prefilter helps the automaton; but
-//! few *pairs* of letters start or continue a word. Every word is at least
-//! three bytes long, so it covers a whole pair at an even offset: its first
-//! two bytes (it starts there) or its second and third (it starts one byte
-//! before). One table lookup per two bytes of text rejects almost every
-//! pair; where one hits, the third byte is checked, then the words that
-//! share the first pair. Starts are tried left to right and the longest word
-//! wins, then the search resumes after it: exactly leftmost-longest,
-//! non-overlapping.
+//! Keys start with common letters, so no single-byte prefilter helps; but
+//! few *pairs* of bytes start or continue a key. Every key of three bytes or
+//! more covers a whole pair at an even offset: its first two bytes (it starts
+//! there) or its second and third (it starts one byte before). A two-byte key
+//! starting at an odd offset covers only the first byte of the pair after its
+//! start, so that pair is marked for every byte that can follow. One table
+//! lookup per two bytes of text rejects almost every pair; where one hits,
+//! the third byte is checked, then the keys that share the first pair. Starts
+//! are tried left to right and the longest key wins, then the search resumes
+//! after it: exactly leftmost-longest, non-overlapping.
 
-/// The compiled word set.
+/// The compiled key set.
 #[derive(Debug)]
 pub struct WordScan {
     /// Per raw byte pair at an even offset: [`FIRST`] when it can be a
-    /// word's first two bytes, [`SECOND`] when its second and third.
+    /// key's first two bytes, [`SECOND`] when it can start at the byte before.
     even: Box<[u8; 1 << 16]>,
-    /// Per raw byte pair (`b0 | b1 << 8`): 0, or 1 + the bucket of words
-    /// whose first two bytes equal the pair up to ASCII case.
+    /// Per raw byte pair (`b0 | b1 << 8`): 0, or 1 + the bucket of keys
+    /// whose first two bytes equal the pair (up to ASCII case if folded).
     pairs: Box<[u16; 1 << 16]>,
     buckets: Vec<Bucket>,
     keys: Vec<Vec<u8>>,
+    fold_case: bool,
+    /// Some key is two bytes long: it can end the text at an odd start.
+    short_keys: bool,
 }
 
 const FIRST: u8 = 1;
 const SECOND: u8 = 2;
 
-/// The words that share a first pair.
+/// The keys that share a first pair.
 #[derive(Debug, Default)]
 struct Bucket {
     /// Raw third bytes any of them can continue with: most pair hits in
     /// prose ("re", "te", "to") fail here, before any comparison.
     third: [u64; 4],
+    /// One of them is the pair itself: any third byte, or none, will do.
+    whole_pair: bool,
     /// Key indices, longest first.
     keys: Vec<usize>,
 }
 
 impl Bucket {
     fn may_continue(&self, c: Option<&u8>) -> bool {
-        c.is_some_and(|&c| self.third.get(usize::from(c >> 6)).is_some_and(|w| w >> (c & 63) & 1 == 1))
+        self.whole_pair || c.is_some_and(|&c| self.third.get(usize::from(c >> 6)).is_some_and(|w| w >> (c & 63) & 1 == 1))
     }
 }
 
 impl WordScan {
     /// `keys`: the automaton's patterns, in its order (match ids are
-    /// indices into it). `None` when a key is shorter than three bytes or
-    /// there are too many pairs.
-    pub fn build(keys: &[String]) -> Option<Self> {
+    /// indices into it); `fold_case`: match them up to ASCII case. `None`
+    /// when a key is shorter than two bytes or there are too many pairs.
+    pub fn build(keys: &[String], fold_case: bool) -> Option<Self> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        let forms = |b: u8| if fold_case { case_forms(b) } else { vec![b] };
         let mut pairs: Box<[u16; 1 << 16]> = vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
         let mut even: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].into_boxed_slice().try_into().ok()?;
         let mut buckets: Vec<Bucket> = Vec::new();
+        let mut short_keys = false;
         for (i, k) in keys.iter().enumerate() {
-            let (&a, &b, &c) = (k.first()?, k.get(1)?, k.get(2)?);
-            for (p, q, flag) in [(a, b, FIRST), (b, c, SECOND)] {
-                for x in case_forms(p) {
-                    for y in case_forms(q) {
-                        *even.get_mut(usize::from(x) | usize::from(y) << 8)? |= flag;
-                    }
+            let (&a, &b) = (k.first()?, k.get(1)?);
+            let third = k.get(2).copied();
+            // At an odd start the pair after it holds the second byte and
+            // the third, or, for a two-byte key, whatever follows.
+            let next: Vec<u8> = match third {
+                Some(c) => forms(c),
+                None => (0..=u8::MAX).collect(),
+            };
+            for x in forms(a) {
+                for y in forms(b) {
+                    *even.get_mut(usize::from(x) | usize::from(y) << 8)? |= FIRST;
                 }
             }
-            for x in case_forms(a) {
-                for y in case_forms(b) {
+            for y in forms(b) {
+                for &z in &next {
+                    *even.get_mut(usize::from(y) | usize::from(z) << 8)? |= SECOND;
+                }
+            }
+            for x in forms(a) {
+                for y in forms(b) {
                     let slot = pairs.get_mut(usize::from(x) | usize::from(y) << 8)?;
                     if *slot == 0 {
                         buckets.push(Bucket::default());
                         *slot = u16::try_from(buckets.len()).ok()?;
                     }
                     let bucket = buckets.get_mut(usize::from(*slot) - 1)?;
-                    for z in case_forms(c) {
-                        *bucket.third.get_mut(usize::from(z >> 6))? |= 1 << (z & 63);
+                    match third {
+                        Some(c) => {
+                            for z in forms(c) {
+                                *bucket.third.get_mut(usize::from(z >> 6))? |= 1 << (z & 63);
+                            }
+                        }
+                        None => bucket.whole_pair = true,
                     }
                     if !bucket.keys.contains(&i) {
                         bucket.keys.push(i);
                     }
                 }
             }
+            short_keys |= third.is_none();
         }
         for b in &mut buckets {
             b.keys.sort_by_key(|&i| std::cmp::Reverse(keys.get(i).map_or(0, Vec::len)));
         }
-        Some(Self { even, pairs, buckets, keys })
+        Some(Self { even, pairs, buckets, keys, fold_case, short_keys })
     }
 
     fn slot(&self, x: u8, y: u8) -> u16 {
         self.pairs[usize::from(u16::from(x) | u16::from(y) << 8)]
     }
 
-    /// The longest word at `at`: (key index, length).
+    /// The longest key at `at`: (key index, length).
     fn word_at(&self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
         let pair = hay.get(at..at + 2)?;
         let slot = self.slot(*pair.first()?, *pair.get(1)?);
@@ -99,13 +125,15 @@ impl WordScan {
         }
         bucket.keys.iter().find_map(|&k| {
             let key = self.keys.get(k)?;
-            hay.get(at..at + key.len()).filter(|w| w.eq_ignore_ascii_case(key)).map(|_| (k, key.len()))
+            let found = hay.get(at..at + key.len())?;
+            let equal = if self.fold_case { found.eq_ignore_ascii_case(key) } else { found == key.as_slice() };
+            equal.then_some((k, key.len()))
         })
     }
 
     /// Calls `hit(start, key index)` for each match, left to right.
     pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize)) {
-        // `p`: an even offset; words may start at `from` or later.
+        // `p`: an even offset; keys may start at `from` or later.
         let (mut p, mut from) = (0, 0);
         while let Some(rest) = hay.get(p..) {
             let found = rest.chunks_exact(2).position(|c| match c {
@@ -113,7 +141,7 @@ impl WordScan {
                 _ => false,
             });
             let Some(off) = found else {
-                return;
+                break;
             };
             p += 2 * off;
             let flags = hay.get(p..p + 2).map_or(0, |c| match c {
@@ -131,8 +159,18 @@ impl WordScan {
                 }
             }
             // Resume at the pair that holds `from` or, when `from` is odd,
-            // the one after it (a word starting at `from` covers it).
+            // the one after it (a key starting at `from` covers it).
             p = if matched { (from + 1) & !1 } else { p + 2 };
+        }
+        // A two-byte key at the odd offset just before the end leaves its
+        // second byte alone in a last, half pair, which the loop skips.
+        if self.short_keys && hay.len() % 2 == 1 {
+            let last = hay.len().saturating_sub(2);
+            if last >= from && last % 2 == 1 {
+                if let Some((k, _)) = self.word_at(hay, last) {
+                    hit(last, k);
+                }
+            }
         }
     }
 }
@@ -153,15 +191,26 @@ mod tests {
     use super::*;
     use aho_corasick::{AhoCorasickBuilder, MatchKind};
 
+    fn strings(keys: &[&str]) -> Vec<String> {
+        keys.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// (start, key index) of each match.
+    type Matches = Vec<(usize, usize)>;
+
+    /// The matches of the automaton the scan stands in for, and the scan's.
+    fn both(keys: &[String], fold_case: bool, text: &[u8]) -> (Matches, Matches) {
+        let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(fold_case).build(keys).unwrap();
+        let want = ac.find_iter(text).map(|m| (m.start(), m.pattern().as_usize())).collect();
+        let mut got = Vec::new();
+        WordScan::build(keys, fold_case).unwrap().for_each(text, |s, k| got.push((s, k)));
+        (want, got)
+    }
+
     /// Same matches as the automaton it replaces, on tricky overlaps.
     #[test]
     fn same_as_leftmost_longest_automaton() {
-        let words: Vec<String> = ["tel", "telephone", "phone", "dob", "birth", "api", "apikey", "d.o.b", "pwd", "endpoint=sb://", "secret"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(true).build(&words).unwrap();
-        let scan = WordScan::build(&words).unwrap();
+        let words = strings(&["tel", "telephone", "phone", "dob", "birth", "api", "apikey", "d.o.b", "pwd", "endpoint=sb://", "secret"]);
         let texts = [
             "dobirth TELEPHONE telephon apikeyapi D.O.B. pwdpwd endpoint=SB://x secretsecret ap a",
             "ΑPI café api\u{17f}secret",
@@ -175,15 +224,64 @@ mod tests {
             "xapikeyxapi",
         ];
         for t in texts {
-            let want: Vec<(usize, usize)> = ac.find_iter(t).map(|m| (m.start(), m.pattern().as_usize())).collect();
-            let mut got = Vec::new();
-            scan.for_each(t.as_bytes(), |s, k| got.push((s, k)));
+            let (want, got) = both(&words, true, t.as_bytes());
             assert_eq!(got, want, "{t:?}");
         }
     }
 
+    /// Exact-case token prefixes, two-byte ones included, at every offset
+    /// parity, at the very end of odd and even texts, and in other case.
     #[test]
-    fn short_keys_are_refused() {
-        assert!(WordScan::build(&["ab".to_string()]).is_none());
+    fn exact_case_literals_with_two_byte_keys() {
+        let literals = strings(&["AKIA", "ASIA", "A3T", "SK", "SG.", "Q~", "::", "sk-", "sk-ant-", "ghp_", "-----BEGIN", "eyJ"]);
+        let texts = [
+            "key AKIAXYZ and SK0123 and xSK and akia and sk-ant-api ghp_x",
+            "SK",
+            "xSK",
+            "xxSK",
+            "a::b:::c::::",
+            "fe80::1 Q~ xQ~",
+            "SKSKSK",
+            "SSK",
+            "-----BEGIN-----BEGINeyJeyJ",
+            "ask-me sk-antsk-ant-",
+            "S",
+            "K",
+            "",
+        ];
+        for t in texts {
+            let (want, got) = both(&literals, false, t.as_bytes());
+            assert_eq!(got, want, "{t:?}");
+        }
+    }
+
+    /// Random texts over the keys' own bytes, both case modes, against the
+    /// automaton: any difference in starts, keys or order fails.
+    #[test]
+    fn random_texts_match_the_automaton() {
+        let literals = strings(&["AKIA", "ASIA", "A3T", "SK", "SG.", "Q~", "::", "sk-", "sk-ant-", "ghp_", "eyJ", "xoxb-", "xoxe."]);
+        let words = strings(&["api", "apikey", "pwd", "password", "dob", "d.o.b", "tel", "telephone", "token"]);
+        let alphabet = b"AKISG3TQ~:sk-antghp_eyJxobe.apiywdsrtlhnq D";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..4000 {
+            let len = (next() % 40) as usize;
+            let text: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let (keys, fold) = if round % 2 == 0 { (&literals, false) } else { (&words, true) };
+            let (want, got) = both(keys, fold, &text);
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn one_byte_keys_are_refused() {
+        assert!(WordScan::build(&strings(&["a"]), true).is_none());
+        assert!(WordScan::build(&strings(&["ab", "c"]), false).is_none());
+        assert!(WordScan::build(&strings(&["ab"]), false).is_some());
     }
 }
