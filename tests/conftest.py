@@ -100,11 +100,12 @@ def make_stack(tmp_path_factory):
     """Starts a stack with a given plugin configuration; stops all at teardown."""
     started = []
 
-    def start(plugin_config=None, sidecar=True, wait_envoy=True, pre_filters=None, template=None):
+    def start(plugin_config=None, sidecar=True, wait_envoy=True, pre_filters=None, template=None, wasm_path=None):
         run_dir = tmp_path_factory.mktemp("stack")
         text = json.dumps(plugin_config) if isinstance(plugin_config, dict) else (plugin_config or "")
         stack = stack_mod.Stack(stack_mod.Ports.free(), run_dir, plugin_config_text=text, pre_filters=pre_filters,
-                                template=template or stack_mod.ENVOY_TEMPLATE)
+                                template=template or stack_mod.ENVOY_TEMPLATE,
+                                wasm_path=wasm_path or stack_mod.WASM_PATH)
         started.append(stack)
         stack.start_upstream()
         if template:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Client, new_request_id, stack_mod
+from conftest import ROOT, Client, new_request_id
 
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "meshguard_bench_floor.wasm"
 
@@ -21,25 +21,9 @@ def floor_wasm():
     return FLOOR_WASM
 
 
-@pytest.fixture
-def floor_stack(tmp_path, floor_wasm):
-    stacks = []
-
-    def start(mode, wait=True):
-        stack = stack_mod.Stack(stack_mod.Ports.free(), tmp_path / mode, plugin_config_text=mode, wasm_path=floor_wasm)
-        stacks.append(stack)
-        stack.start_upstream()
-        stack.start_envoy(wait=wait)
-        return stack
-
-    yield start
-    for stack in stacks:
-        stack.stop()
-
-
 @pytest.mark.parametrize("mode", ["pass", "read"])
-def test_reference_filter_passes_requests_unchanged(floor_stack, mode):
-    client = Client(floor_stack(mode))
+def test_reference_filter_passes_requests_unchanged(make_stack, floor_wasm, mode):
+    client = Client(make_stack(mode, sidecar=False, wasm_path=floor_wasm))
     request_id = new_request_id()
     text = "Write to jane.doe@example.org about the roadmap. " * 200  # several body chunks
     status, _, body = client.chat(text, headers={"x-request-id": request_id})
@@ -55,8 +39,8 @@ def test_reference_filter_passes_requests_unchanged(floor_stack, mode):
         assert record["seen_bytes"] > len(text) + len(body)
 
 
-def test_reference_filter_refuses_an_unknown_mode(floor_stack):
-    stack = floor_stack("inspect", wait=False)
+def test_reference_filter_refuses_an_unknown_mode(make_stack, floor_wasm):
+    stack = make_stack("inspect", sidecar=False, wait_envoy=False, wasm_path=floor_wasm)
     envoy = stack.processes[-1]
     deadline = time.monotonic() + 60
     while envoy.alive() and time.monotonic() < deadline:

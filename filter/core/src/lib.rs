@@ -29,3 +29,5 @@ pub mod encoding;
 pub mod metrics;
 pub mod canary;
 pub mod classify;
+#[cfg(test)]
+mod test_rng;

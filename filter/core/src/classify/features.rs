@@ -375,13 +375,7 @@ mod tests {
     fn random_texts_agree_between_the_two_paths_and_never_panic() {
         // Deterministic xorshift: text of ASCII, separators, accented and
         // wide characters, emoji and long runs, up to past MAX_BYTES.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15u64);
         const PIECES: [&str; 12] = ["a", "Z", "7", " ", "\n", "!", "é", "日", "🙂", "\u{200b}", "ignore ", "xxxxxxxxxxxxxxxx"];
         let weights: Vec<f32> = (0..DIM).map(|i| ((i * 104_729) % 4001) as f32 / 2000.0 - 1.0).collect();
         let (mut f, mut out) = (Featurizer::default(), Features::default());

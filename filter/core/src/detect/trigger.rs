@@ -308,13 +308,7 @@ mod tests {
             .flat_map(|l| [l.to_string(), l.to_ascii_lowercase(), l.to_ascii_uppercase(), l.chars().skip(1).collect()])
             .collect();
         pieces.extend(["the ", "ask ", " ", "4111 1111", "10.0.0.1", "@", "GB82", ":", "~", "K", "S", "Q", "é", "\n"].map(String::from));
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..3000 {
             let count = (next() % 12) as usize;
             let text: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();

@@ -262,13 +262,7 @@ mod tests {
         let literals = strings(&["AKIA", "ASIA", "A3T", "SK", "SG.", "Q~", "::", "sk-", "sk-ant-", "ghp_", "eyJ", "xoxb-", "xoxe."]);
         let words = strings(&["api", "apikey", "pwd", "password", "dob", "d.o.b", "tel", "telephone", "token"]);
         let alphabet = b"AKISG3TQ~:sk-antghp_eyJxobe.apiywdsrtlhnq D";
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for round in 0..4000 {
             let len = (next() % 40) as usize;
             let text: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
