@@ -1,7 +1,7 @@
 //! The prefilter: where in a text can any selected pattern match?
 //!
 //! Most bytes of most prompts are prose that no detector can match. One
-//! aho-corasick pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`), one
+//! pair-table pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`), one
 //! over context words (`password`, `dob`), and one byte pass over digit
 //! clusters and `@` find the few places worth a regex; the multi-pattern
 //! engine then runs only on small windows around them. Every pattern's
