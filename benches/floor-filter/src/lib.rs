@@ -6,9 +6,9 @@
 //!   filter at all (V8 entered for each callback).
 //! - `read`: the least an inspecting filter must do, and no inspection: read
 //!   the request and response header maps, drop `content-length` (a
-//!   rewritten body may change length), buffer each body whole, read it and
-//!   write it back unchanged, and leave a small record in filter state for
-//!   the access log. meshguard does all of this and then its own work, so
+//!   rewritten body may change length), buffer each body whole and read it
+//!   (a body that passes unchanged is not written back, as in meshguard),
+//!   and leave a small record in filter state for the access log. meshguard does all of this and then its own work, so
 //!   the gap between this mode and meshguard is what meshguard's logic costs.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -65,7 +65,6 @@ impl Floor {
         }
         let body = proxy_wasm::hostcalls::get_buffer(buffer, 0, size).ok().flatten().unwrap_or_default();
         self.seen_bytes += body.len();
-        let _ = proxy_wasm::hostcalls::set_buffer(buffer, 0, size, &body);
         Action::Continue
     }
 }
