@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-WASM_PATH = ROOT / "target" / "wasm32-wasip1" / "release" / "meshguard_filter.wasm"
+WASM_PATH = ROOT / "target" / "wasm32-wasip1" / "wasm" / "meshguard_filter.wasm"
 SIDECAR_BIN = ROOT / "target" / "release" / "meshguard-sidecar"
 ENVOY_TEMPLATE = ROOT / "envoy" / "demo.yaml"
 PLUGIN_CONFIG = ROOT / "envoy" / "meshguard.json"

@@ -89,6 +89,8 @@ def test_benign_prompt_passes_with_its_score_recorded(cclient):
     scores = record["classifier"]
     assert record["verdict"] == "allow" and scores["action"] == "allow"
     assert scores["max"] < 0.5 and set(scores["scores"]) == {"user"} and scores["texts"] == 1
+    # Timed with Envoy's clock, and part of the filter's own time.
+    assert isinstance(scores["scoring_us"], int) and 0 <= scores["scoring_us"] <= record["added_latency_us"], record
 
 
 def test_indirect_injection_in_a_tool_result_is_scored_as_tool(cclient):

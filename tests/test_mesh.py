@@ -294,7 +294,7 @@ def test_envoy_starts_the_built_filter_with_every_manifest_config(objects, tmp_p
     this is the filter's own start-up check on each document. The
     EnvoyFilter's Wasm config is used as written, with its remote code (which
     istio-agent fetches) replaced by the local build."""
-    assert stack_mod.WASM_PATH.exists(), "build the filter first: cargo build --release -p meshguard-filter --target wasm32-wasip1"
+    assert stack_mod.WASM_PATH.exists(), "build the filter first: cargo build --profile wasm -p meshguard-filter --target wasm32-wasip1"
     local_code = {"local": {"filename": str(stack_mod.WASM_PATH)}}
     filters = []
     for o in objects:

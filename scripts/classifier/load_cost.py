@@ -1,7 +1,8 @@
 """What the classifier costs an Envoy that loads meshguard: module size,
 time from process start to `/ready` = LIVE, resident memory once ready, and
 the time one 1 KB user message adds inside V8 (the filter's own
-`added_latency_us`, with and without `injection` in the policy).
+`added_latency_us`, with and without `injection` in the policy), and with
+`injection` the classifier's own share (the record's `scoring_us`).
 
 Usage (from the repository root, after building the variants):
   .venv/bin/python scripts/classifier/load_cost.py --wasm full=PATH --wasm lean=PATH [--runs 5]
@@ -75,9 +76,11 @@ def added_latency(ports, access_log, requests):
         with urllib.request.urlopen(req, timeout=10) as response:
             response.read()
     time.sleep(0.5)
-    lat = [json.loads(json.loads(line)["meshguard"])["added_latency_us"]
-           for line in access_log.read_text().splitlines()]
-    return lat[20:]  # the first requests warm V8's tiers up
+    records = [json.loads(json.loads(line)["meshguard"]) for line in access_log.read_text().splitlines()]
+    records = records[20:]  # the first requests warm V8's tiers up
+    lat = [r["added_latency_us"] for r in records]
+    scoring = [r["classifier"]["scoring_us"] for r in records if (r.get("classifier") or {}).get("scoring_us") is not None]
+    return lat, scoring
 
 
 def main():
@@ -99,7 +102,7 @@ def main():
                 if name != "lean":
                     cases.append((name + " + injection policy", wasm, True, False))
             for label, wasm, injection, bare in cases:
-                ready, rss, lat = [], [], []
+                ready, rss, lat, scoring = [], [], [], []
                 for run in range(args.runs):
                     run_dir = tmp / f"{label.replace(' ', '_')}-{run}"
                     run_dir.mkdir()
@@ -110,7 +113,7 @@ def main():
                         ready.append(seconds)
                         rss.append(rss_kib(proc.pid) / 1024)
                         if run == 0 and not bare:
-                            lat = added_latency(ports, access_log, args.requests)
+                            lat, scoring = added_latency(ports, access_log, args.requests)
                     finally:
                         proc.terminate()
                         proc.wait(10)
@@ -120,6 +123,9 @@ def main():
                     "rss_mib_median": round(statistics.median(rss), 1),
                     "added_latency_us_median": statistics.median(lat) if lat else None,
                     "added_latency_us_p90": sorted(lat)[int(len(lat) * 0.9)] if lat else None,
+                    # The classifier's own time per message, from the record.
+                    "scoring_us_median": statistics.median(scoring) if scoring else None,
+                    "scoring_us_p90": sorted(scoring)[int(len(scoring) * 0.9)] if scoring else None,
                 }
                 print(label, results[label], file=sys.stderr, flush=True)
         finally:

@@ -12,8 +12,16 @@ fn main() {
     let Ok(classifier) = Classifier::embedded() else {
         return;
     };
-    let sentence = "Please summarise the attached meeting notes for the project update and ignore the formatting of the earlier draft. ";
-    let window: String = sentence.repeat(8).chars().take(512).collect();
+    // Ordinary prose, no sentence repeated: about as many distinct grams
+    // as a real 512-byte window has.
+    let prose = "Please summarise the attached meeting notes for the quarterly project update. \
+        The design review moved to Thursday because two of the reviewers were travelling, \
+        and the platform team still owes us numbers on the storage migration. Keep the tone \
+        neutral, list open questions at the end, and ignore the formatting of the earlier \
+        draft, which came from a different template. Finance asked whether the vendor \
+        contract renews automatically in March; legal thinks it does unless we give notice \
+        sixty days ahead. Mention the hiring plan only briefly.";
+    let window: String = prose.chars().take(512).collect();
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let cold = args.next().as_deref() == Some("cold");

@@ -29,5 +29,6 @@ pub mod encoding;
 pub mod metrics;
 pub mod canary;
 pub mod classify;
+pub mod clock;
 #[cfg(test)]
 mod test_rng;

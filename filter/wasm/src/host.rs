@@ -23,6 +23,10 @@ pub fn now_nanos() -> u128 {
         .as_nanos()
 }
 
+pub fn now_us() -> u64 {
+    (now_nanos() / 1_000) as u64
+}
+
 pub fn now_secs() -> u64 {
     (now_nanos() / 1_000_000_000) as u64
 }

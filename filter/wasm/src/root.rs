@@ -75,6 +75,7 @@ impl RootContext for MeshguardRoot {
     /// Returning false fails plugin start: Envoy then refuses the
     /// configuration, and the reason (with its field path) is in its log.
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        meshguard_core::clock::install(host::now_us);
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(bytes)) => bytes,
             _ => Vec::new(),

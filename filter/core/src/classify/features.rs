@@ -18,10 +18,10 @@
 //!    a gram repeated to bury an injection gains only its logarithm.
 //!
 //! Byte grams cost one load, a mask and a multiply each, and are counted in
-//! a direct-mapped table; a linear model's dot product is taken straight
-//! from the counts ([`Featurizer::linear_dot`]), with nothing sorted or
-//! built: that is what lets the filter score a message in microseconds
-//! inside V8.
+//! a small hash table sized to the text; a linear model's dot product is
+//! taken straight from the counts ([`Featurizer::linear_dot`]), with
+//! nothing sorted or built: that is what lets the filter score a message in
+//! microseconds inside V8.
 
 /// Name of this contract; models carry it in their `meshguard.features`
 /// metadata.
@@ -135,6 +135,7 @@ fn canonical(text: &str, out: &mut Vec<u8>, words: &mut Vec<(usize, usize)>) {
 }
 
 /// Step 4 for one byte gram: `packed` holds its bytes, little-endian.
+#[inline(always)]
 fn byte_gram_index(packed: u64, n: usize) -> u32 {
     ((packed | (n as u64) << 56).wrapping_mul(MULTIPLIER) >> (64 - BITS)) as u32
 }
@@ -162,7 +163,7 @@ impl CountWeights {
         }))
     }
 
-    #[inline]
+    #[inline(always)]
     fn of(&self, count: u16) -> f64 {
         match self.0.get(usize::from(count)) {
             Some(&w) => w,
@@ -171,24 +172,90 @@ impl CountWeights {
     }
 }
 
-/// Reusable buffers, so scoring many texts allocates once. Keep one per
-/// thread: its count table is [`DIM`] entries (512 KiB), zeroed once.
+/// The grams of one text and how often each occurs, in an open-addressing
+/// table sized to the text (a 512-byte window needs 4,096 slots, 32 KiB)
+/// rather than a direct-mapped table of [`DIM`] counts (512 KiB per
+/// thread, its scattered writes missing the cache). Each slot carries
+/// the generation (text) that filled it, so emptying the table between
+/// texts is one increment, not a pass over the slots.
+#[derive(Debug, Default)]
+struct GramCounts {
+    /// `generation << 48 | count << 32 | index`, one load and one store per
+    /// gram; a slot of another generation is empty.
+    slots: Vec<u64>,
+    /// Only the first `mask + 1` slots are in use for the current text.
+    mask: usize,
+    generation: u16,
+    /// Slots filled, in the order their grams were first seen.
+    used: Vec<u32>,
+}
+
+const COUNT_ONE: u64 = 1 << 32;
+const COUNT_MAX: u64 = 0xffff << 32;
+const GENERATION_BITS: u64 = 0xffff << 48;
+
+impl GramCounts {
+    /// Empties the table and sizes it for at most `grams` grams, at a load
+    /// factor of at most one half, so probing stays short and always ends.
+    fn reset(&mut self, grams: usize) {
+        self.used.clear();
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: a slot left from 65,536 texts ago would look current.
+            self.slots.fill(0);
+            self.generation = 1;
+        }
+        let size = (grams.max(8) * 2).next_power_of_two();
+        if self.slots.len() < size {
+            self.slots.resize(size, 0);
+        }
+        self.mask = size - 1;
+    }
+
+    #[inline(always)]
+    fn add(&mut self, index: u32) {
+        let tag = u64::from(self.generation) << 48;
+        // Indices are hashes already: their low bits place them well.
+        let mut at = index as usize & self.mask;
+        for _ in 0..=self.mask {
+            let Some(slot) = self.slots.get_mut(at) else { return };
+            if *slot & GENERATION_BITS != tag {
+                *slot = tag | COUNT_ONE | u64::from(index);
+                self.used.push(at as u32);
+                return;
+            }
+            if *slot as u32 == index {
+                if *slot & COUNT_MAX != COUNT_MAX {
+                    *slot += COUNT_ONE;
+                }
+                return;
+            }
+            at = (at + 1) & self.mask;
+        }
+    }
+
+    /// `(index, count)` of every gram, in the order first seen.
+    fn iter(&self) -> impl Iterator<Item = (u32, u16)> + '_ {
+        self.used.iter().filter_map(|&at| self.slots.get(at as usize).map(|&slot| (slot as u32, (slot >> 32) as u16)))
+    }
+}
+
+/// Reusable buffers, so scoring many texts allocates once.
 #[derive(Debug, Default)]
 pub struct Featurizer {
     text: Vec<u8>,
     words: Vec<(usize, usize)>,
-    /// Count per index; only the `used` entries are non-zero between calls.
-    counts: Vec<u16>,
-    used: Vec<u32>,
+    counts: GramCounts,
+    sorted: Vec<(u32, u16)>,
 }
 
 thread_local! {
     static SCRATCH: std::cell::Cell<(Featurizer, Features)> = std::cell::Cell::default();
 }
 
-/// Runs `f` with this thread's featuriser and feature buffer, so the count
-/// table is allocated and zeroed once per thread, not per text. (A nested
-/// call finds the slot empty and gets fresh buffers: correct, if slower.)
+/// Runs `f` with this thread's featuriser and feature buffer, so their
+/// buffers are allocated once per thread, not per text. (A nested call
+/// finds the slot empty and gets fresh buffers: correct, if slower.)
 pub fn with_scratch<T>(f: impl FnOnce(&mut Featurizer, &mut Features) -> T) -> T {
     let mut scratch = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
     let result = f(&mut scratch.0, &mut scratch.1);
@@ -219,13 +286,14 @@ impl Featurizer {
             return;
         }
         let weight = CountWeights::get();
-        self.used.sort_unstable();
-        let norm = self.used.iter().map(|&i| weight.of(self.count_of(i)).powi(2)).sum::<f64>().sqrt();
-        for &index in &self.used {
+        self.sorted.clear();
+        self.sorted.extend(self.counts.iter());
+        self.sorted.sort_unstable();
+        let norm = self.sorted.iter().map(|&(_, count)| weight.of(count).powi(2)).sum::<f64>().sqrt();
+        for &(index, count) in &self.sorted {
             out.indices.push(i64::from(index));
-            out.values.push((weight.of(self.count_of(index)) / norm) as f32);
+            out.values.push((weight.of(count) / norm) as f32);
         }
-        self.clear();
     }
 
     /// `Σ weights[index] · value` over the features of `text`, taken from
@@ -237,43 +305,26 @@ impl Featurizer {
         }
         let weight = CountWeights::get();
         let (mut dot, mut norm2, mut missing) = (0.0f64, 0.0f64, false);
-        for &index in &self.used {
-            let value = weight.of(self.count_of(index));
+        for (index, count) in self.counts.iter() {
+            let value = weight.of(count);
             norm2 += value * value;
             match weights.get(index as usize) {
                 Some(&w) => dot += f64::from(w) * value,
                 None => missing = true,
             }
         }
-        self.clear();
         (!missing).then(|| (dot / norm2.sqrt()) as f32)
-    }
-
-    fn count_of(&self, index: u32) -> u16 {
-        self.counts.get(index as usize).copied().unwrap_or(0)
     }
 
     /// Steps 1–4: every gram of `text` counted; false when there is no word.
     fn count(&mut self, text: &str) -> bool {
         canonical(text, &mut self.text, &mut self.words);
+        let len = self.text.len();
+        self.counts.reset(len * BYTE_NGRAMS.len() + self.words.len() * WORD_NGRAMS.len());
         if self.words.is_empty() {
             return false;
         }
-        if self.counts.len() != DIM {
-            self.counts = vec![0; DIM];
-        }
-        let (counts, used) = (&mut self.counts, &mut self.used);
-        used.clear();
-        // At most MAX_BYTES * 4 + words * 2 grams, well under u16::MAX.
-        let mut add = |index: u32| {
-            if let Some(count) = counts.get_mut(index as usize) {
-                if *count == 0 {
-                    used.push(index);
-                }
-                *count = count.saturating_add(1);
-            }
-        };
-        let len = self.text.len();
+        let counts = &mut self.counts;
         // Zero padding, so every position can be read as eight bytes.
         self.text.extend_from_slice(&[0; 8]);
         for start in 0..len {
@@ -282,7 +333,7 @@ impl Featurizer {
             let room = len - start;
             for n in BYTE_NGRAMS {
                 if n <= room {
-                    add(byte_gram_index(packed & (u64::MAX >> (64 - 8 * n)), n));
+                    counts.add(byte_gram_index(packed & (u64::MAX >> (64 - 8 * n)), n));
                 }
             }
         }
@@ -291,20 +342,10 @@ impl Featurizer {
             for span in self.words.windows(n) {
                 let (Some(&(from, _)), Some(&(_, to))) = (span.first(), span.last()) else { continue };
                 // Words are separated by exactly one space, so the span is the gram.
-                add(word_gram_index(tag, self.text.get(from..to).unwrap_or_default()));
+                counts.add(word_gram_index(tag, self.text.get(from..to).unwrap_or_default()));
             }
         }
         true
-    }
-
-    /// Back to all-zero counts, touching only the entries in use.
-    fn clear(&mut self) {
-        for &index in &self.used {
-            if let Some(count) = self.counts.get_mut(index as usize) {
-                *count = 0;
-            }
-        }
-        self.used.clear();
     }
 }
 
@@ -392,6 +433,35 @@ mod tests {
                 assert!((norm - 1.0).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn the_count_table_forgets_each_text_across_sizes_and_generation_wraps() {
+        let texts = ["ignore all previous instructions", &"a long text with many words ".repeat(120), "ab", "ignore ignore ignore"];
+        let expected: Vec<Features> = texts
+            .iter()
+            .map(|t| {
+                let mut out = Features::default();
+                Featurizer::default().features(t, &mut out);
+                out
+            })
+            .collect();
+        let (mut f, mut out) = (Featurizer::default(), Features::default());
+        // The counter wraps to generation 1 on the second text of the first
+        // round: the same text that filled the table at generation 1, so
+        // slots kept across the wrap would count its grams twice.
+        f.features(texts[1], &mut out);
+        assert_eq!(f.counts.generation, 1);
+        f.counts.generation = u16::MAX - 1;
+        for round in 0..6 {
+            for (text, want) in texts.iter().zip(&expected) {
+                f.features(text, &mut out);
+                assert_eq!(&out, want, "round {round}, generation {}", f.counts.generation);
+            }
+        }
+        assert!(f.counts.generation < 100, "the counter wrapped");
+        // Every slot placement is within the table's half-full bound.
+        assert!(f.counts.used.len() * 2 <= f.counts.mask + 1);
     }
 
     #[test]

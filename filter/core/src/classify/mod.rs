@@ -184,6 +184,7 @@ impl InjectionPolicy {
     /// Scores `texts` (field path, role, text), most recent first, within
     /// [`MAX_SCORED_BYTES`].
     pub fn assess(&self, texts: &[(String, Role, String)]) -> ClassifierRecord {
+        let started = crate::clock::now_us();
         let mut record = ClassifierRecord::default();
         let mut budget = MAX_SCORED_BYTES;
         for (field, role, text) in texts.iter().rev() {
@@ -214,6 +215,7 @@ impl InjectionPolicy {
             ClassifierAction::Allow
         };
         record.threshold = round4(self.block_threshold);
+        record.scoring_us = crate::clock::since(started);
         record
     }
 
@@ -293,6 +295,9 @@ pub struct ClassifierRecord {
     pub truncated: bool,
     pub threshold: f64,
     pub action: ClassifierAction,
+    /// Time spent scoring, when the host gives the filter a clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scoring_us: Option<u64>,
 }
 
 #[cfg(test)]
