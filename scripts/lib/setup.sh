@@ -43,7 +43,7 @@ ensure_node_modules() {
 }
 
 build_all() {
-  say "building the filter (wasm32-wasip1, release)"
+  say "building the filter (wasm32-wasip1, profile wasm)"
   (cd "$ROOT" && cargo build --profile wasm --locked -p meshguard-filter --target wasm32-wasip1)
   say "building the sidecar and the meshguard CLI (release)"
   (cd "$ROOT" && cargo build --release --locked -p meshguard-sidecar -p meshguard-cli)

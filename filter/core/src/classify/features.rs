@@ -33,6 +33,8 @@ pub const MAX_BYTES: usize = 4096;
 
 /// Lengths of the byte n-grams (each at most 7: the length takes the top byte).
 pub const BYTE_NGRAMS: [usize; 4] = [3, 4, 5, 6];
+const MAX_BYTE_NGRAM: usize = 6;
+const _: () = assert!(BYTE_NGRAMS[0] == 3 && BYTE_NGRAMS[3] == MAX_BYTE_NGRAM, "the unrolled loop in `count` lists these");
 /// Lengths of the word n-grams, and the tag byte each is hashed with.
 pub const WORD_NGRAMS: [(usize, u8); 2] = [(1, b'w'), (2, b'b')];
 /// Odd 64-bit multiplier (2^64 / golden ratio) of the byte-gram hash.
@@ -331,6 +333,14 @@ impl Featurizer {
             let Some(Ok(chunk)) = self.text.get(start..start + 8).map(<[u8; 8]>::try_from) else { break };
             let packed = u64::from_le_bytes(chunk);
             let room = len - start;
+            if room >= MAX_BYTE_NGRAM {
+                // Written out: a module built for size does not unroll the loop below.
+                counts.add(byte_gram_index(packed & 0xff_ffff, 3));
+                counts.add(byte_gram_index(packed & 0xffff_ffff, 4));
+                counts.add(byte_gram_index(packed & 0xff_ffff_ffff, 5));
+                counts.add(byte_gram_index(packed & 0xffff_ffff_ffff, 6));
+                continue;
+            }
             for n in BYTE_NGRAMS {
                 if n <= room {
                     counts.add(byte_gram_index(packed & (u64::MAX >> (64 - 8 * n)), n));
