@@ -34,7 +34,10 @@ pub const MAX_BYTES: usize = 4096;
 /// Lengths of the byte n-grams (each at most 7: the length takes the top byte).
 pub const BYTE_NGRAMS: [usize; 4] = [3, 4, 5, 6];
 const MAX_BYTE_NGRAM: usize = 6;
-const _: () = assert!(BYTE_NGRAMS[0] == 3 && BYTE_NGRAMS[3] == MAX_BYTE_NGRAM, "the unrolled loop in `count` lists these");
+const _: () = assert!(
+    BYTE_NGRAMS[0] == 3 && BYTE_NGRAMS[1] == 4 && BYTE_NGRAMS[2] == 5 && BYTE_NGRAMS[3] == MAX_BYTE_NGRAM,
+    "`count` writes these lengths out"
+);
 /// Lengths of the word n-grams, and the tag byte each is hashed with.
 pub const WORD_NGRAMS: [(usize, u8); 2] = [(1, b'w'), (2, b'b')];
 /// Odd 64-bit multiplier (2^64 / golden ratio) of the byte-gram hash.
