@@ -2,7 +2,7 @@
 //! or (`cold`) after walking 8 MiB of other memory before each call, as
 //! Envoy's own work between requests does. Runs natively or in a wasm
 //! runtime (`benches/run-wasi.mjs`), to tell the model's arithmetic from its
-//! memory traffic: the weight table is 1 MiB, the count table 512 KiB.
+//! memory traffic: the weight table is 1 MiB, the set of grams present 32 KiB.
 //!
 //! Usage: classify-window [N] [cold]
 

@@ -12,8 +12,9 @@ Text -> sorted (index, value) pairs over a 2^BITS hashed space:
      little-endian integer with n in the top byte, times MULTIPLIER mod 2^64,
      top BITS bits; word n-grams (WORD_NGRAMS): 64-bit FNV-1a over a one-byte
      tag and the words joined by single spaces, low BITS bits;
-  5. value per index = 1 + ln(count), then L2-normalised (in f64, emitted as
-     f32): a gram repeated to bury an injection gains only its logarithm.
+  5. every index present gets the same value, 1 / sqrt(distinct indices)
+     (unit length; f64, emitted as f32): presence, not counts, so a gram
+     repeated to bury an injection gains nothing.
 
 Only explicit ASCII rules and a fixed code-point list decide what a
 separator is, so Python's and Rust's Unicode tables never matter.
@@ -21,12 +22,12 @@ separator is, so Python's and Rust's Unicode tables never matter.
 
 import math
 
-VERSION = "mg-hash-v2"
+VERSION = "mg-hash-v3"
 BITS = 18
 DIM = 1 << BITS
 MAX_BYTES = 4096
-BYTE_NGRAMS = (3, 4, 5, 6)
-WORD_NGRAMS = ((1, ord("w")), (2, ord("b")))
+BYTE_NGRAMS = (3, 5)
+WORD_NGRAMS = ((1, ord("w")), (2, ord("b")), (3, ord("t")))
 MULTIPLIER = 0x9E3779B97F4A7C15
 
 FNV_OFFSET = 0xCBF29CE484222325
@@ -93,19 +94,13 @@ def features(text):
     tokens = words(text)
     if not tokens:
         return []
-    counts = {}
-
-    def add(index):
-        counts[index] = counts.get(index, 0) + 1
-
+    present = set()
     padded = (" " + " ".join(tokens) + " ").encode("utf-8")
     for n in BYTE_NGRAMS:
         for start in range(0, len(padded) - n + 1):
-            add(byte_gram_index(padded[start:start + n]))
+            present.add(byte_gram_index(padded[start:start + n]))
     for n, tag in WORD_NGRAMS:
         for start in range(0, len(tokens) - n + 1):
-            add(fnv1a(tag, " ".join(tokens[start:start + n]).encode("utf-8")) & (DIM - 1))
-    # Summed in index order, as the Rust side does.
-    weighted = [(index, 1.0 + math.log(counts[index])) for index in sorted(counts)]
-    norm = math.sqrt(sum(v * v for _, v in weighted))
-    return [(index, v / norm) for index, v in weighted]
+            present.add(fnv1a(tag, " ".join(tokens[start:start + n]).encode("utf-8")) & (DIM - 1))
+    value = 1.0 / math.sqrt(len(present))
+    return [(index, value) for index in sorted(present)]

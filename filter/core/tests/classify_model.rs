@@ -109,10 +109,10 @@ fn the_embedded_model_runs_on_the_built_in_evaluator() {
 
 #[test]
 fn a_model_trained_on_other_features_is_refused() {
-    let model = b64(&patched_model(b"mg-hash-v2", b"mg-hash-v9"));
+    let model = b64(&patched_model(b"mg-hash-v3", b"mg-hash-v9"));
     let err = Classifier::from_base64(&model, "classifier.model_base64").unwrap_err();
     assert_eq!(err.path, "classifier.model_base64");
-    assert!(err.message.contains("mg-hash-v9") && err.message.contains("mg-hash-v2"), "{err}");
+    assert!(err.message.contains("mg-hash-v9") && err.message.contains("mg-hash-v3"), "{err}");
 }
 
 #[cfg(not(feature = "tract"))]

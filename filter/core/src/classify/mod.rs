@@ -49,7 +49,7 @@ impl Classifier {
 /// The embedded model's recommended block threshold: the score at which
 /// 1% of the validation sets' benign prompts are flagged
 /// (`filter/core/models/injection.metrics.json`).
-pub const DEFAULT_BLOCK_THRESHOLD: f32 = 0.83;
+pub const DEFAULT_BLOCK_THRESHOLD: f32 = 0.80;
 
 /// Most bytes one request may have scored (all texts, all windows); the most
 /// recent texts go first. Bounds the work at about 2 ms per request.

@@ -68,6 +68,10 @@ impl TensorData {
             TensorData::I64(v) => v.len(),
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A graph input or output: its name, element type and rank when declared.
