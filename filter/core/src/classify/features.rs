@@ -195,7 +195,7 @@ fn mark_word_grams(text: &[u8], words: &[(usize, usize)], grams: &mut GramSet) {
 }
 
 /// Which grams one text has: a bit per index of the hashed space (2^18
-/// bits, 32 KiB, so it stays in the first-level cache), and the indices
+/// bits, 32 KiB: a sixteenth of a table of counts), and the indices
 /// present in the order first seen. Marking a gram is a load, an `or` and
 /// a store, with no branch to mispredict; emptying the set clears only the
 /// words the last text touched.
