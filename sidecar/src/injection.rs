@@ -38,7 +38,7 @@ impl InjectionHead {
         if file.weights.len() != file.dimension || file.dimension == 0 {
             return Err(format!("injection head: {} weights for dimension {}", file.weights.len(), file.dimension));
         }
-        if !file.weights.iter().chain([&file.bias]).all(|w| w.is_finite()) || !(file.threshold > 0.0 && file.threshold < 1.0) {
+        if !(file.weights.iter().chain([&file.bias]).all(|w| w.is_finite()) && file.threshold > 0.0 && file.threshold < 1.0) {
             return Err("injection head: weights must be finite and the threshold in (0, 1)".into());
         }
         Ok(Self { weights: file.weights, bias: file.bias, threshold: file.threshold })

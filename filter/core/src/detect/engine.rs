@@ -21,7 +21,7 @@ use super::keywords::{self, KeywordPattern};
 use super::normalize::{normalize, normalize_word, NormalizeConfig};
 use super::session::ScanSession;
 use super::stream::{Hold, HoldInputs, StreamStep};
-use super::trigger::Triggers;
+use super::trigger::{ByteSet, Reach, Triggers};
 use super::validate::Validator;
 use super::DetectorsConfig;
 use crate::config_error::{join, ConfigError};
@@ -272,7 +272,7 @@ impl PolicyEngine {
         };
         let mut union_sources: Vec<String> = Vec::new();
         let mut union_case_insensitive = Vec::new();
-        let mut triggers: Vec<(Trigger, usize, usize)> = Vec::new();
+        let mut triggers: Vec<Reach> = Vec::new();
 
         for def in &defs {
             let Some((setting, path)) = by_id.get(def.id).or_else(|| by_category.get(&def.category)) else {
@@ -293,8 +293,10 @@ impl PolicyEngine {
                             .configure(meta_config().backtrack(p.group == 0))
                             .build(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
+                        let bytes = ByteSet::of_regex(&src)
+                            .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         engine.patterns.push(Pattern { detector: index, regex, group: p.group });
-                        triggers.push((p.trigger, p.back, p.fwd));
+                        triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes });
                         union_sources.push(src);
                         union_case_insensitive.push(false);
                     }
@@ -304,7 +306,7 @@ impl PolicyEngine {
                     let cpath = format!("detectors.custom[{i}]");
                     let (regex, validator) = custom::validate(c, &cpath)?;
                     engine.patterns.push(Pattern { detector: index, regex, group: c.group });
-                    triggers.push((Trigger::Always, 0, 0));
+                    triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL });
                     union_sources.push(c.pattern.clone());
                     union_case_insensitive.push(c.case_insensitive);
                     let context = if c.context.is_empty() {
@@ -772,4 +774,54 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::detect::catalogue::BUILTINS;
+
+    fn default_engine() -> PolicyEngine {
+        let selection: BTreeMap<String, DetectorSetting> =
+            serde_json::from_str(r#"{"category:pii": "redact", "category:secret": "redact"}"#).unwrap();
+        PolicyEngine::compile(&DetectorsConfig::default(), &selection, "p").unwrap()
+    }
+
+    /// Windows cut to the runs of each pattern's bytes find exactly what the
+    /// plain `back`/`fwd` bounds find, on random mixtures of every kind of
+    /// finding, trigger words in prose, separators that end runs, long
+    /// local parts and multi-byte neighbours.
+    #[test]
+    fn byte_runs_find_what_the_plain_bounds_find() {
+        let tight = default_engine();
+        let mut plain = default_engine();
+        let reaches: Vec<Reach> = BUILTINS
+            .iter()
+            .flat_map(|b| b.patterns.iter())
+            .map(|p| Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes: ByteSet::ALL })
+            .collect();
+        assert_eq!(reaches.len(), plain.patterns.len(), "the default selection holds every built-in pattern, in order");
+        plain.triggers = Triggers::build(&reaches).unwrap();
+        let pieces: &[&str] = &[
+            "dana.whitfield@example.org", "+1 415 555 0132", "4111 1111 1111 1111", "536-22-1234", "DE89 3704 0044 0532 0130 00",
+            "AKIAQ3EGRK5NW7XZLM4P", "ghp_4fTq9LmZ2xVb7NcR1sYk3JhG8dWp6UeA0oIi", "postgres://app:S3cr3t-p4ss@db.internal:5432/app",
+            "https://u:pw12345678@host/x", "10.20.30.40", "fe80::1", "AB 12 34 56 C", "DOB: 1990-04-12", "born on March 3, 1985",
+            "password=Tr0ub4dor&3x", "\"api_key\": \"sk_live_4eC39HqLyjWDarjtT1zdp7dc\"", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+            "token ", "secret", "call me", "tel:", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "-----BEGIN RSA PRIVATE KEY-----", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "SG.", "Q~", "::",
+            "a.very.long.local.part.that.goes.on.and.on.past.sixty.four.bytes.of.it", "@", "://", " ", "  ", ", ", "; ", "'", "\"",
+            "\n", "=", ":", "é", "日本", "\u{2028}", "\u{a0}", "x", "7", "-", ".", "_", "/",
+            "The quarterly planning review covers revenue and hiring.",
+        ];
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..3000 {
+            let count = (next() % 10) as usize + 1;
+            let text: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            assert_eq!(tight.scan(&text), plain.scan(&text), "{text:?}");
+            let (mut a, mut b) = (ScanSession::new("request"), ScanSession::new("request"));
+            assert_eq!(tight.process(&text, "f", &mut a), plain.process(&text, "f", &mut b), "{text:?}");
+            assert_eq!(a.findings(), b.findings(), "{text:?}");
+        }
+    }
 }

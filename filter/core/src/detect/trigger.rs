@@ -6,11 +6,102 @@
 //! clusters and `@` find the few places worth a regex; the multi-pattern
 //! engine then runs only on small windows around them. Every pattern's
 //! match contains its trigger, so the windows lose nothing.
+//!
+//! A window is also cut to the run of bytes around its trigger that the
+//! pattern's matches can contain ([`ByteSet`]): an e-mail address ends at
+//! the first space, not at the pattern's 200-byte bound, so the regex
+//! engines walk 30 bytes of it instead of 264.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::{Class, HirKind};
 
 use super::catalogue::Trigger;
 use super::wordscan::WordScan;
+
+/// A set of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    pub const ALL: Self = Self([u64::MAX; 4]);
+    const EMPTY: Self = Self([0; 4]);
+
+    fn insert_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            if let Some(w) = self.0.get_mut(usize::from(b >> 6)) {
+                *w |= 1 << (b & 63);
+            }
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0.get(usize::from(b >> 6)).is_some_and(|w| w >> (b & 63) & 1 == 1)
+    }
+
+    fn union(mut self, other: Self) -> Self {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+        self
+    }
+
+    /// A superset of the bytes any match of `regex` can hold: each literal
+    /// byte and class byte of its parsed form (a class reaching past ASCII
+    /// adds every byte from 0x80). Look-around holds no byte, and the
+    /// engines see past a window for it.
+    pub fn of_regex(regex: &str) -> Result<Self, String> {
+        let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
+        let mut set = Self::EMPTY;
+        let mut stack = vec![&hir];
+        while let Some(h) = stack.pop() {
+            match h.kind() {
+                HirKind::Empty | HirKind::Look(_) => {}
+                HirKind::Literal(lit) => lit.0.iter().for_each(|&b| set.insert_range(b, b)),
+                HirKind::Class(Class::Bytes(c)) => c.ranges().iter().for_each(|r| set.insert_range(r.start(), r.end())),
+                HirKind::Class(Class::Unicode(c)) => {
+                    for r in c.ranges() {
+                        let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
+                        if let Some(lo) = ascii(r.start()) {
+                            set.insert_range(lo, ascii(r.end()).unwrap_or(0x7f));
+                        }
+                        if !r.end().is_ascii() {
+                            set.insert_range(0x80, 0xff);
+                        }
+                    }
+                }
+                HirKind::Repetition(rep) => stack.push(&rep.sub),
+                HirKind::Capture(cap) => stack.push(&cap.sub),
+                HirKind::Concat(subs) | HirKind::Alternation(subs) => stack.extend(subs),
+            }
+        }
+        Ok(set)
+    }
+
+    /// The largest `[from, to)` around `[at, end)` with `from >= lo`,
+    /// `to <= hi`, whose bytes outside `[at, end)` are all in the set.
+    fn run(&self, b: &[u8], at: usize, end: usize, lo: usize, hi: usize) -> (usize, usize) {
+        let mut from = at;
+        while from > lo && b.get(from - 1).is_some_and(|&c| self.contains(c)) {
+            from -= 1;
+        }
+        let mut to = end.min(hi);
+        while to < hi && b.get(to).is_some_and(|&c| self.contains(c)) {
+            to += 1;
+        }
+        (from, to)
+    }
+}
+
+/// Where one pattern can match: near its trigger (`back` bytes before it,
+/// `fwd` bytes after its start; for a digit cluster, after its end), in a
+/// run of `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach {
+    pub trigger: Trigger,
+    pub back: usize,
+    pub fwd: usize,
+    pub bytes: ByteSet,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct DigitRule {
@@ -32,6 +123,7 @@ struct Entry {
     case_sensitive: bool,
     back: usize,
     fwd: usize,
+    bytes: ByteSet,
 }
 
 /// How one anchor set is searched: leftmost-longest either way.
@@ -102,35 +194,37 @@ pub struct Triggers {
     /// `AKIA` are rare in prose, while folded `sk` is inside every "ask".
     anchors: Vec<Anchors>,
     digit_rules: Vec<DigitRule>,
-    at_window: Option<(usize, usize)>,
+    at_window: Option<(usize, usize, ByteSet)>,
     always: bool,
 }
 
 impl Triggers {
-    /// `patterns`: each pattern's trigger and window (back, fwd).
-    pub fn build(patterns: &[(Trigger, usize, usize)]) -> Result<Self, String> {
+    /// `patterns`: each pattern's trigger and reach.
+    pub fn build(patterns: &[Reach]) -> Result<Self, String> {
         Self::build_with(patterns, true)
     }
 
-    fn build_with(patterns: &[(Trigger, usize, usize)], pair_scan: bool) -> Result<Self, String> {
+    fn build_with(patterns: &[Reach], pair_scan: bool) -> Result<Self, String> {
         let mut own: Vec<Entry> = Vec::new();
         let mut digit_rules = Vec::new();
-        let mut at_window: Option<(usize, usize)> = None;
+        let mut at_window: Option<(usize, usize, ByteSet)> = None;
         let mut always = false;
-        for &(trigger, back, fwd) in patterns {
+        for &Reach { trigger, back, fwd, bytes } in patterns {
             match trigger {
                 Trigger::Literal(list) | Trigger::Word(list) => {
                     let case_sensitive = matches!(trigger, Trigger::Literal(_));
                     for l in list.iter().filter(|l| !l.is_empty()) {
-                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd });
+                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes });
                     }
                 }
+                // A cluster's separators need not be in a match: its window
+                // keeps the plain bound.
                 Trigger::Digits { min, dots, colons, letters_before } => {
                     digit_rules.push(DigitRule { min, dots, colons, letters_before, back, fwd });
                 }
                 Trigger::At => {
-                    let (b, f) = at_window.unwrap_or((0, 0));
-                    at_window = Some((b.max(back), f.max(fwd)));
+                    let (b, f, set) = at_window.unwrap_or((0, 0, ByteSet::EMPTY));
+                    at_window = Some((b.max(back), f.max(fwd), set.union(bytes)));
                 }
                 Trigger::Always => always = true,
             }
@@ -153,6 +247,12 @@ impl Triggers {
         let mut push = |at: usize, end: usize, back: usize, fwd: usize| {
             out.push((at.saturating_sub(back), end.saturating_add(fwd).min(len)));
         };
+        // A match holds its trigger `[at, end)`, lies within the bound and
+        // holds only its pattern's bytes: it lies within their run.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet| {
+            runs.push(bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len)));
+        };
         for a in &self.anchors {
             let mut hit = |start: usize, key: usize| {
                 for e in a.entries.get(key).into_iter().flatten() {
@@ -160,7 +260,7 @@ impl Triggers {
                     if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
                         continue;
                     }
-                    push(at, at, e.back, e.fwd);
+                    push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes);
                 }
             };
             match &a.finder {
@@ -168,9 +268,9 @@ impl Triggers {
                 Finder::Words(words) => words.for_each(b, hit),
             }
         }
-        if let Some((back, fwd)) = self.at_window {
+        if let Some((back, fwd, bytes)) = &self.at_window {
             for p in memchr::memchr_iter(b'@', b) {
-                push(p, p, back, fwd);
+                push_run(p, p + 1, *back, *fwd, bytes);
             }
         }
         if !self.digit_rules.is_empty() {
@@ -188,6 +288,7 @@ impl Triggers {
                 }
             }
         }
+        out.extend(runs);
         merge(out)
     }
 }
@@ -287,21 +388,29 @@ pub fn clusters(b: &[u8]) -> Vec<Cluster> {
 mod tests {
     use super::*;
 
+    /// A reach with no byte restriction: windows are the plain bounds.
+    fn reach(trigger: Trigger, back: usize, fwd: usize) -> Reach {
+        Reach { trigger, back, fwd, bytes: ByteSet::ALL }
+    }
+
     /// The whole catalogue's triggers open the same windows whether token
     /// prefixes and context words are found by the pair scan or by the
     /// automaton it replaces, on random mixtures of their literals, digits,
     /// `@`, other case and prose.
     #[test]
     fn pair_scan_opens_the_same_windows_as_the_automaton() {
-        let patterns: Vec<(Trigger, usize, usize)> =
-            super::super::catalogue::BUILTINS.iter().flat_map(|b| b.patterns.iter().map(|p| (p.trigger, p.back, p.fwd))).collect();
+        let patterns: Vec<Reach> = super::super::catalogue::BUILTINS
+            .iter()
+            .flat_map(|b| b.patterns.iter())
+            .map(|p| Reach { bytes: ByteSet::of_regex(&super::super::catalogue::ascii_boundaries(p.regex)).unwrap(), ..reach(p.trigger, p.back, p.fwd) })
+            .collect();
         let fast = Triggers::build_with(&patterns, true).unwrap();
         let reference = Triggers::build_with(&patterns, false).unwrap();
         assert!(fast.anchors.iter().all(|a| matches!(a.finder, Finder::Words(_))), "every anchor set uses the pair scan");
         assert!(reference.anchors.iter().all(|a| matches!(a.finder, Finder::Automaton(_))));
         let mut pieces: Vec<String> = patterns
             .iter()
-            .flat_map(|(t, _, _)| match t {
+            .flat_map(|r| match r.trigger {
                 Trigger::Literal(list) | Trigger::Word(list) => list.to_vec(),
                 _ => Vec::new(),
             })
@@ -314,6 +423,40 @@ mod tests {
             let text: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();
             assert_eq!(fast.windows(&text), reference.windows(&text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_patterns_bytes_are_those_its_matches_can_hold() {
+        let email = ByteSet::of_regex(r"[a-z0-9.]+@[a-z]+\.(?i:com)\b").unwrap();
+        for b in b"az09.@COMcom" {
+            assert!(email.contains(*b), "{}", *b as char);
+        }
+        for b in b" ,AZ\n\xc3" {
+            assert!(!email.contains(*b), "{}", *b as char);
+        }
+        // Multi-byte classes bring their UTF-8 bytes; look-around brings none.
+        let unicode = ByteSet::of_regex(r"(?-u:\b)x\s").unwrap();
+        assert!(unicode.contains(b' ') && unicode.contains(0xe2) && unicode.contains(0x80), "U+2028 and friends");
+        assert!(!unicode.contains(b'y'));
+        assert_eq!(ByteSet::ALL.union(email), ByteSet::ALL);
+    }
+
+    #[test]
+    fn windows_end_where_the_patterns_bytes_do() {
+        let email = ByteSet::of_regex(r"[a-z.]+@[a-z.]+").unwrap();
+        let t = Triggers::build(&[Reach { bytes: email, ..reach(Trigger::At, 64, 200) }]).unwrap();
+        let text = "write to jane.doe@example.org, then wait";
+        assert_eq!(t.windows(text), vec![(9, 29)], "the address, not 64 bytes before and 200 after");
+        // The plain bound still caps a run.
+        let t = Triggers::build(&[Reach { bytes: email, ..reach(Trigger::At, 4, 3) }]).unwrap();
+        assert_eq!(t.windows(text), vec![(13, 20)]);
+        let key = ByteSet::of_regex(r"AKIA[A-Z2-7]{16}").unwrap();
+        let t = Triggers::build(&[Reach { bytes: key, ..reach(Trigger::Literal(&["AKIA"]), 0, 24) }]).unwrap();
+        assert_eq!(t.windows("id=AKIAQ3EGRK5NW7XZLM4P, ok"), vec![(3, 23)]);
+        // A trigger byte outside the set stops nothing: the window still
+        // holds the trigger.
+        let t = Triggers::build(&[Reach { bytes: ByteSet::EMPTY, ..reach(Trigger::Literal(&["AKIA"]), 2, 24) }]).unwrap();
+        assert_eq!(t.windows("x AKIA y"), vec![(2, 6)]);
     }
 
     #[test]
@@ -347,13 +490,13 @@ mod tests {
 
     #[test]
     fn windows_merge_and_clamp() {
-        let t = Triggers::build(&[(Trigger::Literal(&["AKIA"]), 2, 30), (Trigger::At, 10, 10)]).unwrap();
+        let t = Triggers::build(&[reach(Trigger::Literal(&["AKIA"]), 2, 30), reach(Trigger::At, 10, 10)]).unwrap();
         assert_eq!(t.windows("x AKIA y@z"), vec![(0, 10)]);
         assert!(t.windows("x akia").is_empty(), "literals are case-sensitive");
         // A longer anchor hides a shorter one it contains; both open windows.
-        let t = Triggers::build(&[(Trigger::Literal(&["sk-"]), 0, 5), (Trigger::Literal(&["sk-ant-"]), 0, 100)]).unwrap();
+        let t = Triggers::build(&[reach(Trigger::Literal(&["sk-"]), 0, 5), reach(Trigger::Literal(&["sk-ant-"]), 0, 100)]).unwrap();
         assert_eq!(t.windows("a sk-ant-x"), vec![(2, 10)]);
-        let t = Triggers::build(&[(Trigger::Word(&["ant"]), 0, 1), (Trigger::Literal(&["sk-ant-"]), 0, 0)]).unwrap();
+        let t = Triggers::build(&[reach(Trigger::Word(&["ant"]), 0, 1), reach(Trigger::Literal(&["sk-ant-"]), 0, 0)]).unwrap();
         assert_eq!(t.windows("a SK-ANT-x"), vec![(5, 6)]);
         assert!(t.windows("nothing here").is_empty());
         assert_eq!(merge(vec![(5, 9), (0, 3), (2, 4), (9, 10)]), vec![(0, 4), (5, 10)]);
