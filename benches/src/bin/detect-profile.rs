@@ -3,28 +3,53 @@
 //! the default catalogue over 256 KB of sprinkled prose (or 64 KB of clean
 //! prose with `clean`), `N` times.
 //!
-//! Usage: detect-profile [N] [sprinkled|clean] [warm]. The first call also
-//! builds lazy-DFA states (and, in V8, compiles what it touches): profiles of
-//! the steady state subtract a run with fewer calls; `warm` makes one
-//! untimed call first instead.
+//! Usage: detect-profile [N] [sprinkled|clean] [warm] [request]. The first
+//! call also builds lazy-DFA states (and, in V8, compiles what it touches):
+//! profiles of the steady state subtract a run with fewer calls; `warm` makes
+//! one untimed call first instead. `request` times what the filter does with
+//! a chat request carrying the text instead (JSON parse, scan, rewrite,
+//! re-encode: `inspect_request`), so the difference to the engine alone is
+//! the cost of the JSON around it.
 
 use meshguard_benches::{clean_prose, default_engine, prose};
 use meshguard_core::detect::ScanSession;
+use meshguard_core::inspect::{inspect_request, RequestExtras};
+use meshguard_core::CompiledConfig;
+
+const POLICY: &str = r#"{"version": 1, "auth": {"mode": "none"}, "limits": {"max_request_bytes": 1048576},
+  "default_policy": "standard", "policies": {"standard": {"detectors": {"category:pii": "redact", "category:secret": "redact"}}}}"#;
 
 fn main() {
-    let Ok(engine) = default_engine() else {
-        return;
-    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let text = if args.get(1).map(String::as_str) == Some("clean") { clean_prose(64 * 1024) } else { prose(256 * 1024) };
-    if args.get(2).map(String::as_str) == Some("warm") {
-        std::hint::black_box(engine.process(&text, "f", &mut ScanSession::new("request")));
+    let warm = args.get(2).map(String::as_str) == Some("warm");
+    let run: Box<dyn Fn()> = if args.get(3).map(String::as_str) == Some("request") {
+        let Ok(config) = CompiledConfig::from_json(POLICY.as_bytes()) else {
+            return;
+        };
+        let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).to_string().into_bytes();
+        Box::new(move || {
+            if let Some(policy) = config.policy("standard") {
+                std::hint::black_box(inspect_request(policy, "/v1/chat/completions", Some("application/json"), &body, RequestExtras::default()).verdict);
+            }
+        })
+    } else {
+        let Ok(engine) = default_engine() else {
+            return;
+        };
+        let text = text.clone();
+        Box::new(move || {
+            let mut session = ScanSession::new("request");
+            std::hint::black_box(engine.process(&text, "f", &mut session));
+        })
+    };
+    if warm {
+        run();
     }
     let start = std::time::Instant::now();
     for _ in 0..n {
-        let mut session = ScanSession::new("request");
-        std::hint::black_box(engine.process(&text, "f", &mut session));
+        run();
     }
     let secs = start.elapsed().as_secs_f64();
     println!("{:.1} MB/s", (text.len() * n) as f64 / secs / 1e6);
