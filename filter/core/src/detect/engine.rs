@@ -235,6 +235,7 @@ impl PolicyEngine {
             None => None,
         };
         validate_normalize(&cfg.normalize)?;
+        super::validate::prepare();
         let defs = definitions(cfg)?;
         let sel_path = join(policy_path, "detectors");
 

@@ -7,6 +7,9 @@
 //! length) or widened (a PEM header extended to its END line) — or `None`.
 
 use std::ops::Range;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 /// Which check confirms a candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +77,10 @@ impl Validator {
 
 /// ASCII digits of a value, separators dropped.
 pub fn digits(value: &str) -> Vec<u8> {
-    value.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+    // Sized up front: `collect` after `filter` grows from nothing.
+    let mut out = Vec::with_capacity(value.len());
+    out.extend(value.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0'));
+    out
 }
 
 /// The Luhn (mod 10) check used by payment cards.
@@ -422,6 +428,30 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "key_here", "password_here", "notreal", "not_real", "fake", "foobar", "lorem", "<", ">", "${", "{{", "}}", "%(",
 ];
 
+/// How many of [`PLACEHOLDER_WORDS`] the token validators look for (the
+/// rest are template syntax, which random token bodies may hold).
+const TOKEN_PLACEHOLDER_WORDS: usize = 20;
+
+/// [`PLACEHOLDER_WORDS`] as one automaton, built by
+/// [`prepare`]: every secret candidate is tested against all of them, and
+/// one substring loop per word cost more than the rest of validation.
+static PLACEHOLDER_AUTOMATON: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+
+/// Builds what validators share, once: the engine calls it at configure
+/// time so no request pays for it.
+pub fn prepare() {
+    PLACEHOLDER_AUTOMATON.get_or_init(|| AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).build(PLACEHOLDER_WORDS).ok());
+}
+
+/// Whether `lower` holds one of the first `among` placeholder words.
+fn has_placeholder_word(lower: &str, among: usize) -> bool {
+    match PLACEHOLDER_AUTOMATON.get().and_then(Option::as_ref) {
+        // Overlapping: a later word must not hide an earlier one.
+        Some(ac) => ac.find_overlapping_iter(lower).any(|m| m.pattern().as_usize() < among),
+        None => PLACEHOLDER_WORDS.iter().take(among).any(|w| has(lower, w)),
+    }
+}
+
 const PLACEHOLDER_VALUES: &[&str] = &[
     "password", "passwd", "pass", "secret", "token", "apikey", "api_key", "api-key", "null", "none", "nil",
     "undefined", "true", "false", "test", "testing", "admin", "root", "user", "username", "default", "empty",
@@ -435,7 +465,7 @@ pub fn is_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     let trimmed = lower.trim_matches(|c: char| c == '"' || c == '\'' || c == '`');
     PLACEHOLDER_VALUES.contains(&trimmed)
-        || PLACEHOLDER_WORDS.iter().any(|w| has(trimmed, w))
+        || has_placeholder_word(trimmed, PLACEHOLDER_WORDS.len())
         || has_placeholder_run(trimmed)
         || trimmed.starts_with('$')
         || trimmed.starts_with('%')
@@ -461,7 +491,7 @@ fn token(value: &str, min_entropy: f64) -> bool {
         return false;
     }
     let lower = body.to_ascii_lowercase();
-    !PLACEHOLDER_WORDS.iter().take(20).any(|w| has(&lower, w)) && shannon_entropy(body) >= min_entropy
+    !has_placeholder_word(&lower, TOKEN_PLACEHOLDER_WORDS) && shannon_entropy(body) >= min_entropy
 }
 
 fn private_key(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
@@ -589,6 +619,27 @@ mod tests {
     fn has_is_contains() {
         for (h, n) in [("abc", ""), ("", "a"), ("xxxx", "xxxx"), ("axxxxb", "xxxx"), ("xxx", "xxxx"), ("your_key", "your_"), ("a<b", "<"), ("ab", "abc")] {
             assert_eq!(has(h, n), h.contains(n), "{h:?} {n:?}");
+        }
+    }
+
+    /// The automaton answers what one substring loop per word answers,
+    /// for the whole list and for the token validators' first words, on
+    /// mixtures of the words, their pieces and overlaps.
+    #[test]
+    fn placeholder_automaton_finds_what_the_loops_find() {
+        prepare();
+        assert!(PLACEHOLDER_AUTOMATON.get().and_then(Option::as_ref).is_some());
+        let mut pieces: Vec<String> = PLACEHOLDER_WORDS.iter().map(|w| w.to_string()).collect();
+        pieces.extend(PLACEHOLDER_WORDS.iter().map(|w| w.chars().skip(1).collect::<String>()));
+        pieces.extend(["a", "9", "_", "-", "z", "fakexample", "{{your_"].map(String::from));
+        let mut next = crate::test_rng::xorshift(0x51a3_70b5_9e1c_04d7);
+        for _ in 0..5000 {
+            let count = (next() % 5) as usize;
+            let hay: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();
+            for among in [TOKEN_PLACEHOLDER_WORDS, PLACEHOLDER_WORDS.len()] {
+                let loops = PLACEHOLDER_WORDS.iter().take(among).any(|w| hay.contains(w));
+                assert_eq!(has_placeholder_word(&hay, among), loops, "{hay:?} among {among}");
+            }
         }
     }
 
