@@ -11,6 +11,7 @@ use crate::classify::{ClassifierAction, ClassifierRecord, InjectionPolicy, Role,
 use crate::detect::fingerprint::FingerprintKey;
 use crate::detect::{Processed, ScanSession};
 use crate::dialect::Dialect;
+use crate::json_encode;
 use crate::rag;
 use crate::record::{FindingRecord, Verdict};
 use crate::wire;
@@ -256,13 +257,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     let canary_inserted = extras.canary.is_some_and(|c| canary::insert(&mut value, dialect, c));
     let rag_query = policy.rag.as_ref().filter(|rag| rag.applies_to(path)).map(|_| rag::last_user_text(dialect, &value).unwrap_or_default());
     let outcome = if changed || canary_inserted {
-        match serde_json::to_vec(&value) {
-            Ok(bytes) => Outcome::Rewrite(bytes),
-            Err(err) => {
-                let error = ClientError::new(500, "internal_error", "rewrite_failed", format!("could not re-encode the request: {err}"));
-                return RequestInspection::refused(error, Verdict::Reject);
-            }
-        }
+        Outcome::Rewrite(json_encode::to_vec(&value))
     } else {
         Outcome::Forward
     };

@@ -13,6 +13,7 @@ pub use client_error::ClientError;
 pub use config::CompiledConfig;
 pub use config_error::ConfigError;
 pub mod inspect;
+pub mod json_encode;
 pub mod wire;
 pub mod identity;
 pub mod review;

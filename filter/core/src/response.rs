@@ -115,16 +115,8 @@ fn inspect_json(dialect: Dialect, engine: &PolicyEngine, vault: &ScanSession, bo
         return ResponseInspection { outcome: Outcome::Forward, verdict, reason: None, findings, usage, dialect };
     }
     drop_logprobs(&mut value);
-    match serde_json::to_vec(&value) {
-        Ok(bytes) => ResponseInspection { outcome: Outcome::Rewrite(bytes), verdict: Verdict::Modify, reason: None, findings, usage, dialect },
-        Err(err) => ResponseInspection::refused(
-            dialect,
-            ClientError::response_rejected("response_rewrite_failed", format!("could not re-encode the response: {err}")),
-            Verdict::Reject,
-            findings,
-            usage,
-        ),
-    }
+    let bytes = crate::json_encode::to_vec(&value);
+    ResponseInspection { outcome: Outcome::Rewrite(bytes), verdict: Verdict::Modify, reason: None, findings, usage, dialect }
 }
 
 fn inspect_text(dialect: Dialect, engine: &PolicyEngine, vault: &ScanSession, text: &str) -> ResponseInspection {

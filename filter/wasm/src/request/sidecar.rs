@@ -224,10 +224,7 @@ impl RequestFilter {
         record.chunks = used.len();
         record.outcome = "inserted".into();
         self.record.rag = Some(record);
-        let rewritten = match serde_json::to_vec(&value) {
-            Ok(bytes) => encoding::encode(self.request_encoding, &bytes),
-            Err(_) => return Some(self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable)),
-        };
+        let rewritten = encoding::encode(self.request_encoding, &meshguard_core::json_encode::to_vec(&value));
         if !host::replace_body(BufferType::HttpRequestBody, self.sidecar_calls.buffered_len, &rewritten) {
             return Some(self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable));
         }
