@@ -10,7 +10,7 @@
 //! A window is also cut to the run of bytes around its trigger that the
 //! pattern's matches can contain ([`ByteSet`]): an e-mail address ends at
 //! the first space, not at the pattern's 200-byte bound, so the regex
-//! engines walk 30 bytes of it instead of 264.
+//! engines walk the address, not 264 bytes around its `@`.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, HirKind};
