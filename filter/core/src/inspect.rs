@@ -190,6 +190,8 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     let mut changed = false;
     let mut blocked: Option<String> = None;
     let mut texts = Vec::new();
+    // Only the sidecar reads the scanned texts: a review, or an escalation.
+    let keep_texts = policy.sidecar_review || policy.injection.as_ref().is_some_and(|i| i.escalation_budget_ms.is_some());
     let roles = policy.injection.as_ref().map(|_| Roles::of(&value));
     let mut to_score: Vec<(String, Role, String)> = Vec::new();
     let walked = wire::for_each_text_mut(&mut value, &mut |path, text| {
@@ -215,7 +217,9 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
             }
             Processed::Blocked { detector_id } => blocked = Some(detector_id),
         }
-        texts.push(text.clone());
+        if keep_texts {
+            texts.push(text.clone());
+        }
     });
     if walked.is_err() {
         return RequestInspection::refused(
@@ -320,4 +324,29 @@ fn inspect_text(policy: &Policy, path: &str, text: &str) -> RequestInspection {
         }
     }
     inspection
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config::CompiledConfig;
+
+    /// The texts handed to the sidecar, for a policy with or without its review.
+    fn kept_texts(review: bool) -> Vec<String> {
+        let config = format!(
+            r#"{{"version": 1, "auth": {{"mode": "none"}}, "sidecar": {{"cluster": "meshguard-sidecar"}}, "default_policy": "p",
+                "policies": {{"p": {{"sidecar_review": {review}, "detectors": {{"email": "redact"}}}}}}}}"#
+        );
+        let config = CompiledConfig::from_json(config.as_bytes()).unwrap();
+        let body = br#"{"model": "m", "messages": [{"role": "user", "content": "mail jane@example.org"}]}"#;
+        let policy = config.policy("p").unwrap();
+        inspect_request(policy, "/v1/chat/completions", Some("application/json"), body, RequestExtras::default()).texts
+    }
+
+    #[test]
+    fn scanned_texts_are_kept_only_for_the_sidecar() {
+        assert_eq!(kept_texts(true), vec!["mail [EMAIL_1]".to_string()], "the review sees the redacted text");
+        assert!(kept_texts(false).is_empty(), "no copy without a reader");
+    }
 }

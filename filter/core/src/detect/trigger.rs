@@ -1,19 +1,22 @@
 //! The prefilter: where in a text can any selected pattern match?
 //!
 //! Most bytes of most prompts are prose that no detector can match. One
-//! pair-table pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`), one
-//! over context words (`password`, `dob`), and one byte pass over digit
-//! clusters and `@` find the few places worth a regex; the multi-pattern
-//! engine then runs only on small windows around them. Every pattern's
-//! match contains its trigger, so the windows lose nothing.
+//! pair-table pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`) and
+//! context words (`password`, `dob`), and one byte pass over digit clusters
+//! and `@` find the few places worth a regex; the multi-pattern engine then
+//! runs only on small windows around them. Every pattern's match contains
+//! its trigger, so the windows lose nothing.
 //!
 //! A window is also cut to the run of bytes around its trigger that the
 //! pattern's matches can contain ([`ByteSet`]): an e-mail address ends at
 //! the first space, not at the pattern's 200-byte bound, so the regex
-//! engines walk the address, not 264 bytes around its `@`.
+//! engines walk the address, not 264 bytes around its `@`. And a run that
+//! lacks a byte every match needs opens no window at all: the phone
+//! pattern's context word `call` needs a digit after it, so "on-call
+//! rotation" costs no regex.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use regex_syntax::hir::{Class, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::catalogue::Trigger;
 use super::wordscan::WordScan;
@@ -57,24 +60,91 @@ impl ByteSet {
             match h.kind() {
                 HirKind::Empty | HirKind::Look(_) => {}
                 HirKind::Literal(lit) => lit.0.iter().for_each(|&b| set.insert_range(b, b)),
-                HirKind::Class(Class::Bytes(c)) => c.ranges().iter().for_each(|r| set.insert_range(r.start(), r.end())),
-                HirKind::Class(Class::Unicode(c)) => {
-                    for r in c.ranges() {
-                        let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
-                        if let Some(lo) = ascii(r.start()) {
-                            set.insert_range(lo, ascii(r.end()).unwrap_or(0x7f));
-                        }
-                        if !r.end().is_ascii() {
-                            set.insert_range(0x80, 0xff);
-                        }
-                    }
-                }
+                HirKind::Class(c) => set = set.union(Self::of_class(c)),
                 HirKind::Repetition(rep) => stack.push(&rep.sub),
                 HirKind::Capture(cap) => stack.push(&cap.sub),
                 HirKind::Concat(subs) | HirKind::Alternation(subs) => stack.extend(subs),
             }
         }
         Ok(set)
+    }
+
+    /// Sets of which every match of `regex` holds at least one byte each,
+    /// one per part that every match goes through, smallest first. A
+    /// context word's window with no digit cannot hold the phone number
+    /// that must follow it.
+    pub fn needed_by_regex(regex: &str) -> Result<Vec<Self>, String> {
+        let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        Self::needed_parts(&hir, &mut found);
+        found.sort_by_key(|s| (s.len(), s.0));
+        found.dedup();
+        Ok(found)
+    }
+
+    /// The two smallest of `needs` (`ALL` where fewer) that a trigger of
+    /// these bytes does not meet by itself: the ones worth a look.
+    fn telling(needs: &[Self], trigger: &[u8]) -> [Self; 2] {
+        let mut useful = needs.iter().filter(|n| !trigger.iter().any(|&c| n.contains(c.to_ascii_lowercase()) || n.contains(c.to_ascii_uppercase())));
+        [useful.next().copied().unwrap_or(Self::ALL), useful.next().copied().unwrap_or(Self::ALL)]
+    }
+
+    /// One set per part of `h` that every match of it goes through.
+    fn needed_parts(h: &Hir, out: &mut Vec<Self>) {
+        match h.kind() {
+            HirKind::Concat(subs) => subs.iter().for_each(|s| Self::needed_parts(s, out)),
+            HirKind::Capture(cap) => Self::needed_parts(&cap.sub, out),
+            HirKind::Repetition(rep) if rep.min >= 1 => Self::needed_parts(&rep.sub, out),
+            _ => out.extend(Self::needed_one(h)),
+        }
+    }
+
+    /// A set of which every match of `h` holds a byte, if one is known.
+    fn needed_one(h: &Hir) -> Option<Self> {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => None,
+            HirKind::Literal(lit) => lit.0.first().map(|&b| {
+                let mut set = Self::EMPTY;
+                set.insert_range(b, b);
+                set
+            }),
+            HirKind::Class(c) => Some(Self::of_class(c)),
+            HirKind::Repetition(rep) if rep.min >= 1 => Self::needed_one(&rep.sub),
+            HirKind::Repetition(_) => None,
+            HirKind::Capture(cap) => Self::needed_one(&cap.sub),
+            // Any one part will do; the smallest is the most telling.
+            HirKind::Concat(subs) => subs.iter().filter_map(Self::needed_one).min_by_key(Self::len),
+            // Each branch holds a byte of its own set.
+            HirKind::Alternation(subs) => subs.iter().try_fold(Self::EMPTY, |acc, s| Self::needed_one(s).map(|n| acc.union(n))),
+        }
+    }
+
+    fn of_class(c: &Class) -> Self {
+        let mut set = Self::EMPTY;
+        match c {
+            Class::Bytes(c) => c.ranges().iter().for_each(|r| set.insert_range(r.start(), r.end())),
+            Class::Unicode(c) => {
+                for r in c.ranges() {
+                    let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
+                    if let Some(lo) = ascii(r.start()) {
+                        set.insert_range(lo, ascii(r.end()).unwrap_or(0x7f));
+                    }
+                    if !r.end().is_ascii() {
+                        set.insert_range(0x80, 0xff);
+                    }
+                }
+            }
+        }
+        set
+    }
+
+    fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Some byte of `b` is in the set.
+    fn any_in(&self, b: &[u8]) -> bool {
+        *self == Self::ALL || b.iter().any(|&c| self.contains(c))
     }
 
     /// The largest `[from, to)` around `[at, end)` with `from >= lo`,
@@ -94,13 +164,14 @@ impl ByteSet {
 
 /// Where one pattern can match: near its trigger (`back` bytes before it,
 /// `fwd` bytes after its start; for a digit cluster, after its end), in a
-/// run of `bytes`.
-#[derive(Debug, Clone, Copy)]
+/// run of `bytes` that holds a byte of each of `needs`.
+#[derive(Debug, Clone)]
 pub struct Reach {
     pub trigger: Trigger,
     pub back: usize,
     pub fwd: usize,
     pub bytes: ByteSet,
+    pub needs: Vec<ByteSet>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,37 +195,34 @@ struct Entry {
     back: usize,
     fwd: usize,
     bytes: ByteSet,
+    needs: [ByteSet; 2],
 }
 
 /// How one anchor set is searched: leftmost-longest either way.
 #[derive(Debug)]
-enum Finder {
-    /// The pair table (see [`super::wordscan`]), for exact-case literals and
-    /// case-insensitive words alike.
-    Words(WordScan),
-    /// The automaton, for a set the pair table cannot hold (a one-byte
-    /// literal).
-    Automaton(AhoCorasick),
-}
-
-#[derive(Debug)]
 struct Anchors {
-    finder: Finder,
-    /// Per automaton pattern: its own entries and those of every shorter
-    /// anchor it contains, which a leftmost-longest search would hide.
+    /// The set's keys (folded when case-insensitive), sorted: match ids
+    /// index them.
+    keys: Vec<String>,
+    case_sensitive: bool,
+    /// The automaton, for a set the pair scan cannot hold (a one-byte
+    /// literal) or, in tests, as the reference; `None`: the set is in the
+    /// shared pair scan.
+    automaton: Option<AhoCorasick>,
+    /// Per key: its own entries and those of every shorter anchor it
+    /// contains, which a leftmost-longest search would hide.
     entries: Vec<Vec<Entry>>,
 }
 
 impl Anchors {
-    /// `pair_scan: false` keeps the automaton, as a reference for tests.
-    fn build_with(own: &[Entry], case_sensitive: bool, pair_scan: bool) -> Result<Option<Self>, String> {
+    fn build(own: &[Entry], case_sensitive: bool) -> Option<Self> {
         let fold = |l: &str| if case_sensitive { l.to_string() } else { l.to_ascii_lowercase() };
         let own: Vec<&Entry> = own.iter().filter(|e| e.case_sensitive == case_sensitive).collect();
         let mut keys: Vec<String> = own.iter().map(|e| fold(&e.literal)).collect();
         keys.sort();
         keys.dedup();
         if keys.is_empty() {
-            return Ok(None);
+            return None;
         }
         let entries: Vec<Vec<Entry>> = keys
             .iter()
@@ -171,18 +239,20 @@ impl Anchors {
                 list
             })
             .collect();
-        if let Some(words) = WordScan::build(&keys, !case_sensitive).filter(|_| pair_scan) {
-            return Ok(Some(Self { finder: Finder::Words(words), entries }));
-        }
+        Some(Self { keys, case_sensitive, automaton: None, entries })
+    }
+
+    fn with_automaton(mut self) -> Result<Self, String> {
         let ac = AhoCorasickBuilder::new()
             // A full DFA: one table lookup per byte. The anchor set is
             // small, so the table is too.
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::LeftmostLongest)
-            .ascii_case_insensitive(!case_sensitive)
-            .build(&keys)
+            .ascii_case_insensitive(!self.case_sensitive)
+            .build(&self.keys)
             .map_err(|e| e.to_string())?;
-        Ok(Some(Self { finder: Finder::Automaton(ac), entries }))
+        self.automaton = Some(ac);
+        Ok(self)
     }
 }
 
@@ -190,12 +260,25 @@ impl Anchors {
 #[derive(Debug)]
 pub struct Triggers {
     /// Case-sensitive literals (token prefixes) and case-insensitive words,
-    /// each in its own leftmost-longest automaton: exact-case `SK` or
-    /// `AKIA` are rare in prose, while folded `sk` is inside every "ask".
+    /// each its own leftmost-longest set: exact-case `SK` or `AKIA` are
+    /// rare in prose, while folded `sk` is inside every "ask".
     anchors: Vec<Anchors>,
+    /// The pair scan over every set without an automaton, and the anchor
+    /// set each of its sets is.
+    words: Option<(WordScan, Vec<usize>)>,
     digit_rules: Vec<DigitRule>,
-    at_window: Option<(usize, usize, ByteSet)>,
+    at_window: Option<AtWindow>,
     always: bool,
+}
+
+/// The reach of every pattern triggered by `@`, merged: the largest
+/// bounds, the union of their bytes, the union of their needs, pairwise.
+#[derive(Debug, Clone, Copy)]
+struct AtWindow {
+    back: usize,
+    fwd: usize,
+    bytes: ByteSet,
+    needs: [ByteSet; 2],
 }
 
 impl Triggers {
@@ -204,17 +287,20 @@ impl Triggers {
         Self::build_with(patterns, true)
     }
 
+    /// `pair_scan: false` keeps the automata, as a reference for tests.
     fn build_with(patterns: &[Reach], pair_scan: bool) -> Result<Self, String> {
         let mut own: Vec<Entry> = Vec::new();
         let mut digit_rules = Vec::new();
-        let mut at_window: Option<(usize, usize, ByteSet)> = None;
+        let mut at_window: Option<AtWindow> = None;
         let mut always = false;
-        for &Reach { trigger, back, fwd, bytes } in patterns {
+        for Reach { trigger, back, fwd, bytes, needs } in patterns {
+            let (trigger, back, fwd, bytes) = (*trigger, *back, *fwd, *bytes);
             match trigger {
                 Trigger::Literal(list) | Trigger::Word(list) => {
                     let case_sensitive = matches!(trigger, Trigger::Literal(_));
                     for l in list.iter().filter(|l| !l.is_empty()) {
-                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes });
+                        let needs = ByteSet::telling(needs, l.as_bytes());
+                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes, needs });
                     }
                 }
                 // A cluster's separators need not be in a match: its window
@@ -223,17 +309,38 @@ impl Triggers {
                     digit_rules.push(DigitRule { min, dots, colons, letters_before, back, fwd });
                 }
                 Trigger::At => {
-                    let (b, f, set) = at_window.unwrap_or((0, 0, ByteSet::EMPTY));
-                    at_window = Some((b.max(back), f.max(fwd), set.union(bytes)));
+                    let needs = ByteSet::telling(needs, b"@");
+                    at_window = Some(match at_window {
+                        None => AtWindow { back, fwd, bytes, needs },
+                        Some(w) => AtWindow {
+                            back: w.back.max(back),
+                            fwd: w.fwd.max(fwd),
+                            bytes: w.bytes.union(bytes),
+                            needs: [w.needs[0].union(needs[0]), w.needs[1].union(needs[1])],
+                        },
+                    });
                 }
                 Trigger::Always => always = true,
             }
         }
-        let anchors = [true, false]
+        let mut anchors: Vec<Anchors> = [true, false].into_iter().filter_map(|cs| Anchors::build(&own, cs)).collect();
+        // One pair pass for every set it can hold; the rest by automaton.
+        let mut words = None;
+        let scanned: Vec<usize> = (0..anchors.len())
+            .filter(|&i| pair_scan && anchors.get(i).is_some_and(|a| WordScan::can_hold(&a.keys)))
+            .collect();
+        if !scanned.is_empty() {
+            let sets: Vec<(&[String], bool)> =
+                scanned.iter().filter_map(|&i| anchors.get(i)).map(|a| (a.keys.as_slice(), !a.case_sensitive)).collect();
+            words = WordScan::build_sets(&sets).map(|w| (w, scanned.clone()));
+        }
+        let in_scan = |i: usize| words.as_ref().is_some_and(|(_, sets)| sets.contains(&i));
+        anchors = anchors
             .into_iter()
-            .filter_map(|cs| Anchors::build_with(&own, cs, pair_scan).transpose())
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { anchors, digit_rules, at_window, always })
+            .enumerate()
+            .map(|(i, a)| if in_scan(i) { Ok(a) } else { a.with_automaton() })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { anchors, words, digit_rules, at_window, always })
     }
 
     /// Merged, sorted windows of `hay` where some pattern may match.
@@ -250,27 +357,38 @@ impl Triggers {
         // A match holds its trigger `[at, end)`, lies within the bound and
         // holds only its pattern's bytes: it lies within their run.
         let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet| {
-            runs.push(bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len)));
+        // A run without a byte the pattern needs holds no match: no window.
+        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet, needs: &[ByteSet; 2]| {
+            let (from, to) = bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len));
+            let run = b.get(from..to).unwrap_or_default();
+            if needs.iter().all(|n| n.any_in(run)) {
+                runs.push((from, to));
+            }
         };
-        for a in &self.anchors {
-            let mut hit = |start: usize, key: usize| {
-                for e in a.entries.get(key).into_iter().flatten() {
-                    let at = start + e.offset;
-                    if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
-                        continue;
-                    }
-                    push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes);
+        let mut hit = |a: &Anchors, start: usize, key: usize| {
+            for e in a.entries.get(key).into_iter().flatten() {
+                let at = start + e.offset;
+                if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
+                    continue;
                 }
-            };
-            match &a.finder {
-                Finder::Automaton(ac) => ac.find_iter(hay).for_each(|m| hit(m.start(), m.pattern().as_usize())),
-                Finder::Words(words) => words.for_each(b, hit),
+                push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs);
+            }
+        };
+        if let Some((words, sets)) = &self.words {
+            words.for_each(b, |set, start, key| {
+                if let Some(a) = sets.get(set).and_then(|&i| self.anchors.get(i)) {
+                    hit(a, start, key);
+                }
+            });
+        }
+        for a in &self.anchors {
+            if let Some(ac) = &a.automaton {
+                ac.find_iter(hay).for_each(|m| hit(a, m.start(), m.pattern().as_usize()));
             }
         }
-        if let Some((back, fwd, bytes)) = &self.at_window {
+        if let Some(w) = &self.at_window {
             for p in memchr::memchr_iter(b'@', b) {
-                push_run(p, p + 1, *back, *fwd, bytes);
+                push_run(p, p + 1, w.back, w.fwd, &w.bytes, &w.needs);
             }
         }
         if !self.digit_rules.is_empty() {
@@ -390,7 +508,7 @@ mod tests {
 
     /// A reach with no byte restriction: windows are the plain bounds.
     fn reach(trigger: Trigger, back: usize, fwd: usize) -> Reach {
-        Reach { trigger, back, fwd, bytes: ByteSet::ALL }
+        Reach { trigger, back, fwd, bytes: ByteSet::ALL, needs: Vec::new() }
     }
 
     /// The whole catalogue's triggers open the same windows whether token
@@ -406,8 +524,9 @@ mod tests {
             .collect();
         let fast = Triggers::build_with(&patterns, true).unwrap();
         let reference = Triggers::build_with(&patterns, false).unwrap();
-        assert!(fast.anchors.iter().all(|a| matches!(a.finder, Finder::Words(_))), "every anchor set uses the pair scan");
-        assert!(reference.anchors.iter().all(|a| matches!(a.finder, Finder::Automaton(_))));
+        assert!(fast.anchors.iter().all(|a| a.automaton.is_none()), "every anchor set is in the pair scan");
+        assert_eq!(fast.words.as_ref().map(|(w, _)| w.set_count()), Some(2), "both sets in one scan");
+        assert!(reference.anchors.iter().all(|a| a.automaton.is_some()));
         let mut pieces: Vec<String> = patterns
             .iter()
             .flat_map(|r| match r.trigger {
@@ -457,6 +576,32 @@ mod tests {
         // holds the trigger.
         let t = Triggers::build(&[Reach { bytes: ByteSet::EMPTY, ..reach(Trigger::Literal(&["AKIA"]), 2, 24) }]).unwrap();
         assert_eq!(t.windows("x AKIA y"), vec![(2, 6)]);
+    }
+
+    #[test]
+    fn a_patterns_needs_are_parts_every_match_goes_through() {
+        let set = |r: &str| ByteSet::of_regex(r).unwrap();
+        let needs = ByteSet::needed_by_regex(r"(?:ab|cd)x?[0-9]{2,}").unwrap();
+        assert_eq!(needs, vec![set("[ac]"), set("[0-9]")], "smallest first; optional parts need nothing");
+        assert_eq!(ByteSet::needed_by_regex(r"x*").unwrap(), vec![]);
+        assert_eq!(ByteSet::needed_by_regex(r"(?:a|\b)z").unwrap(), vec![set("z")], "a branch that needs nothing");
+        // What the trigger holds tells nothing, in either case.
+        assert_eq!(ByteSet::telling(&needs, b"CALL"), [set("[0-9]"), ByteSet::ALL]);
+        // Unicode case folding: `k` also matches the Kelvin sign.
+        assert!(ByteSet::needed_by_regex(r"(?i)k").unwrap()[0].contains(0xe2));
+    }
+
+    #[test]
+    fn a_run_without_a_needed_byte_opens_no_window() {
+        let src = super::super::catalogue::ascii_boundaries(r"(?i:\bcall\b)[a-z ]{0,8}([0-9][0-9 ]{4,16}[0-9])");
+        let r = Reach {
+            bytes: ByteSet::of_regex(&src).unwrap(),
+            needs: ByteSet::needed_by_regex(&src).unwrap(),
+            ..reach(Trigger::Word(&["call"]), 0, 40)
+        };
+        let t = Triggers::build(&[r]).unwrap();
+        assert_eq!(t.windows("the on-call rotation changed"), vec![]);
+        assert_eq!(t.windows("call me at 415 555 0132."), vec![(0, 23)]);
     }
 
     #[test]
