@@ -2,6 +2,7 @@
 //! re-encoded when rewritten, because the `content-encoding` header has
 //! already gone upstream by the time the body is inspected.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use flate2::read::{GzDecoder, ZlibDecoder};
@@ -55,14 +56,15 @@ pub fn parse(content_encoding: Option<&str>, policy: CompressedRequests) -> Resu
 }
 
 /// Decodes at most `cap` bytes; a body that inflates past the cap is refused
-/// (413) rather than read on, so a compression bomb costs nothing.
-pub fn decode(encoding: Encoding, body: &[u8], cap: usize) -> Result<Vec<u8>, ClientError> {
+/// (413) rather than read on, so a compression bomb costs nothing. An
+/// identity body is handed back as it is, not copied.
+pub fn decode(encoding: Encoding, body: Vec<u8>, cap: usize) -> Result<Vec<u8>, ClientError> {
     let limit = cap as u64 + 1;
     let mut out = Vec::new();
     let read = match encoding {
-        Encoding::Identity => return Ok(body.to_vec()),
-        Encoding::Gzip => GzDecoder::new(body).take(limit).read_to_end(&mut out),
-        Encoding::Deflate => ZlibDecoder::new(body).take(limit).read_to_end(&mut out),
+        Encoding::Identity => return Ok(body),
+        Encoding::Gzip => GzDecoder::new(body.as_slice()).take(limit).read_to_end(&mut out),
+        Encoding::Deflate => ZlibDecoder::new(body.as_slice()).take(limit).read_to_end(&mut out),
     };
     if read.is_err() {
         return Err(ClientError::new(400, "invalid_request_error", "invalid_compressed_body", "the compressed request body could not be decoded"));
@@ -73,9 +75,10 @@ pub fn decode(encoding: Encoding, body: &[u8], cap: usize) -> Result<Vec<u8>, Cl
     Ok(out)
 }
 
-pub fn encode(encoding: Encoding, body: &[u8]) -> Vec<u8> {
+/// The body in `encoding`; an identity body is borrowed, not copied.
+pub fn encode(encoding: Encoding, body: &[u8]) -> Cow<'_, [u8]> {
     let written = match encoding {
-        Encoding::Identity => return body.to_vec(),
+        Encoding::Identity => return Cow::Borrowed(body),
         Encoding::Gzip => {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
             encoder.write_all(body).and_then(|()| encoder.finish())
@@ -87,7 +90,7 @@ pub fn encode(encoding: Encoding, body: &[u8]) -> Vec<u8> {
     };
     // Writing into a Vec cannot fail; an empty body would be refused upstream
     // rather than leak anything.
-    written.unwrap_or_default()
+    Cow::Owned(written.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -99,16 +102,26 @@ mod tests {
         for encoding in [Encoding::Gzip, Encoding::Deflate] {
             let body = br#"{"messages":[{"role":"user","content":"hello"}]}"#;
             let packed = encode(encoding, body);
-            assert_ne!(packed, body);
-            assert_eq!(decode(encoding, &packed, 1024).unwrap(), body);
+            assert_ne!(&*packed, &body[..]);
+            assert_eq!(decode(encoding, packed.into_owned(), 1024).unwrap(), body);
         }
     }
 
     #[test]
+    fn identity_bodies_are_not_copied() {
+        let body = b"{}".to_vec();
+        let at = body.as_ptr();
+        let decoded = decode(Encoding::Identity, body, 1024).unwrap();
+        assert_eq!(decoded.as_ptr(), at);
+        assert!(matches!(encode(Encoding::Identity, b"{}"), Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn a_bomb_is_refused_at_the_cap() {
-        let packed = encode(Encoding::Gzip, &vec![b'a'; 1_000_000]);
+        let plain = vec![b'a'; 1_000_000];
+        let packed = encode(Encoding::Gzip, &plain);
         assert!(packed.len() < 10_000);
-        assert_eq!(decode(Encoding::Gzip, &packed, 64 * 1024).unwrap_err().status, 413);
+        assert_eq!(decode(Encoding::Gzip, packed.into_owned(), 64 * 1024).unwrap_err().status, 413);
     }
 
     #[test]
@@ -117,6 +130,6 @@ mod tests {
         assert_eq!(parse(None, CompressedRequests::Reject), Ok(Encoding::Identity));
         assert_eq!(parse(Some("gzip"), CompressedRequests::Reject).unwrap_err().status, 415);
         assert_eq!(parse(Some("br"), CompressedRequests::Decompress).unwrap_err().code, "unsupported_content_encoding");
-        assert_eq!(decode(Encoding::Gzip, b"not gzip", 100).unwrap_err().code, "invalid_compressed_body");
+        assert_eq!(decode(Encoding::Gzip, b"not gzip".to_vec(), 100).unwrap_err().code, "invalid_compressed_body");
     }
 }

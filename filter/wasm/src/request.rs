@@ -264,7 +264,7 @@ impl RequestFilter {
         let received = host::body(BufferType::HttpRequestBody, body_size);
         // The cap applies to the decoded body too, so a small compressed
         // body cannot unpack into more than the policy scans.
-        let body = match encoding::decode(self.request_encoding, &received, policy.max_request_bytes) {
+        let body = match encoding::decode(self.request_encoding, received, policy.max_request_bytes) {
             Ok(body) => body,
             Err(error) => return self.refuse(error, Verdict::Reject),
         };
@@ -305,10 +305,11 @@ impl RequestFilter {
             Outcome::Rewrite(new_body) => {
                 // `content-encoding` has gone upstream already: keep its promise.
                 let encoded = encoding::encode(self.request_encoding, &new_body);
-                if !host::replace_body(BufferType::HttpRequestBody, body_size, &encoded) {
+                let replaced = host::replace_body(BufferType::HttpRequestBody, body_size, &encoded).then_some(encoded.len());
+                let Some(encoded_len) = replaced else {
                     return self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable);
-                }
-                (new_body, encoded.len())
+                };
+                (new_body, encoded_len)
             }
             Outcome::Forward => (body, body_size),
         };
