@@ -1,11 +1,11 @@
 //! The prefilter: where in a text can any selected pattern match?
 //!
 //! Most bytes of most prompts are prose that no detector can match. One
-//! pair-table pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`), one
-//! over context words (`password`, `dob`), and one byte pass over digit
-//! clusters and `@` find the few places worth a regex; the multi-pattern
-//! engine then runs only on small windows around them. Every pattern's
-//! match contains its trigger, so the windows lose nothing.
+//! pair-table pass over token prefixes (`ghp_`, `AKIA`, `-----BEGIN`) and
+//! context words (`password`, `dob`), and one byte pass over digit clusters
+//! and `@` find the few places worth a regex; the multi-pattern engine then
+//! runs only on small windows around them. Every pattern's match contains
+//! its trigger, so the windows lose nothing.
 //!
 //! A window is also cut to the run of bytes around its trigger that the
 //! pattern's matches can contain ([`ByteSet`]): an e-mail address ends at
@@ -200,33 +200,29 @@ struct Entry {
 
 /// How one anchor set is searched: leftmost-longest either way.
 #[derive(Debug)]
-enum Finder {
-    /// The pair table (see [`super::wordscan`]), for exact-case literals and
-    /// case-insensitive words alike.
-    Words(WordScan),
-    /// The automaton, for a set the pair table cannot hold (a one-byte
-    /// literal).
-    Automaton(AhoCorasick),
-}
-
-#[derive(Debug)]
 struct Anchors {
-    finder: Finder,
-    /// Per automaton pattern: its own entries and those of every shorter
-    /// anchor it contains, which a leftmost-longest search would hide.
+    /// The set's keys (folded when case-insensitive), sorted: match ids
+    /// index them.
+    keys: Vec<String>,
+    case_sensitive: bool,
+    /// The automaton, for a set the pair scan cannot hold (a one-byte
+    /// literal) or, in tests, as the reference; `None`: the set is in the
+    /// shared pair scan.
+    automaton: Option<AhoCorasick>,
+    /// Per key: its own entries and those of every shorter anchor it
+    /// contains, which a leftmost-longest search would hide.
     entries: Vec<Vec<Entry>>,
 }
 
 impl Anchors {
-    /// `pair_scan: false` keeps the automaton, as a reference for tests.
-    fn build_with(own: &[Entry], case_sensitive: bool, pair_scan: bool) -> Result<Option<Self>, String> {
+    fn build(own: &[Entry], case_sensitive: bool) -> Option<Self> {
         let fold = |l: &str| if case_sensitive { l.to_string() } else { l.to_ascii_lowercase() };
         let own: Vec<&Entry> = own.iter().filter(|e| e.case_sensitive == case_sensitive).collect();
         let mut keys: Vec<String> = own.iter().map(|e| fold(&e.literal)).collect();
         keys.sort();
         keys.dedup();
         if keys.is_empty() {
-            return Ok(None);
+            return None;
         }
         let entries: Vec<Vec<Entry>> = keys
             .iter()
@@ -243,18 +239,20 @@ impl Anchors {
                 list
             })
             .collect();
-        if let Some(words) = WordScan::build(&keys, !case_sensitive).filter(|_| pair_scan) {
-            return Ok(Some(Self { finder: Finder::Words(words), entries }));
-        }
+        Some(Self { keys, case_sensitive, automaton: None, entries })
+    }
+
+    fn with_automaton(mut self) -> Result<Self, String> {
         let ac = AhoCorasickBuilder::new()
             // A full DFA: one table lookup per byte. The anchor set is
             // small, so the table is too.
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::LeftmostLongest)
-            .ascii_case_insensitive(!case_sensitive)
-            .build(&keys)
+            .ascii_case_insensitive(!self.case_sensitive)
+            .build(&self.keys)
             .map_err(|e| e.to_string())?;
-        Ok(Some(Self { finder: Finder::Automaton(ac), entries }))
+        self.automaton = Some(ac);
+        Ok(self)
     }
 }
 
@@ -262,9 +260,12 @@ impl Anchors {
 #[derive(Debug)]
 pub struct Triggers {
     /// Case-sensitive literals (token prefixes) and case-insensitive words,
-    /// each in its own leftmost-longest automaton: exact-case `SK` or
-    /// `AKIA` are rare in prose, while folded `sk` is inside every "ask".
+    /// each its own leftmost-longest set: exact-case `SK` or `AKIA` are
+    /// rare in prose, while folded `sk` is inside every "ask".
     anchors: Vec<Anchors>,
+    /// The pair scan over every set without an automaton, and the anchor
+    /// set each of its sets is.
+    words: Option<(WordScan, Vec<usize>)>,
     digit_rules: Vec<DigitRule>,
     at_window: Option<AtWindow>,
     always: bool,
@@ -286,6 +287,7 @@ impl Triggers {
         Self::build_with(patterns, true)
     }
 
+    /// `pair_scan: false` keeps the automata, as a reference for tests.
     fn build_with(patterns: &[Reach], pair_scan: bool) -> Result<Self, String> {
         let mut own: Vec<Entry> = Vec::new();
         let mut digit_rules = Vec::new();
@@ -321,11 +323,24 @@ impl Triggers {
                 Trigger::Always => always = true,
             }
         }
-        let anchors = [true, false]
+        let mut anchors: Vec<Anchors> = [true, false].into_iter().filter_map(|cs| Anchors::build(&own, cs)).collect();
+        // One pair pass for every set it can hold; the rest by automaton.
+        let mut words = None;
+        let scanned: Vec<usize> = (0..anchors.len())
+            .filter(|&i| pair_scan && anchors.get(i).is_some_and(|a| WordScan::can_hold(&a.keys)))
+            .collect();
+        if !scanned.is_empty() {
+            let sets: Vec<(&[String], bool)> =
+                scanned.iter().filter_map(|&i| anchors.get(i)).map(|a| (a.keys.as_slice(), !a.case_sensitive)).collect();
+            words = WordScan::build_sets(&sets).map(|w| (w, scanned.clone()));
+        }
+        let in_scan = |i: usize| words.as_ref().is_some_and(|(_, sets)| sets.contains(&i));
+        anchors = anchors
             .into_iter()
-            .filter_map(|cs| Anchors::build_with(&own, cs, pair_scan).transpose())
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { anchors, digit_rules, at_window, always })
+            .enumerate()
+            .map(|(i, a)| if in_scan(i) { Ok(a) } else { a.with_automaton() })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { anchors, words, digit_rules, at_window, always })
     }
 
     /// Merged, sorted windows of `hay` where some pattern may match.
@@ -350,19 +365,25 @@ impl Triggers {
                 runs.push((from, to));
             }
         };
-        for a in &self.anchors {
-            let mut hit = |start: usize, key: usize| {
-                for e in a.entries.get(key).into_iter().flatten() {
-                    let at = start + e.offset;
-                    if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
-                        continue;
-                    }
-                    push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs);
+        let mut hit = |a: &Anchors, start: usize, key: usize| {
+            for e in a.entries.get(key).into_iter().flatten() {
+                let at = start + e.offset;
+                if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
+                    continue;
                 }
-            };
-            match &a.finder {
-                Finder::Automaton(ac) => ac.find_iter(hay).for_each(|m| hit(m.start(), m.pattern().as_usize())),
-                Finder::Words(words) => words.for_each(b, hit),
+                push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs);
+            }
+        };
+        if let Some((words, sets)) = &self.words {
+            words.for_each(b, |set, start, key| {
+                if let Some(a) = sets.get(set).and_then(|&i| self.anchors.get(i)) {
+                    hit(a, start, key);
+                }
+            });
+        }
+        for a in &self.anchors {
+            if let Some(ac) = &a.automaton {
+                ac.find_iter(hay).for_each(|m| hit(a, m.start(), m.pattern().as_usize()));
             }
         }
         if let Some(w) = &self.at_window {
@@ -503,8 +524,9 @@ mod tests {
             .collect();
         let fast = Triggers::build_with(&patterns, true).unwrap();
         let reference = Triggers::build_with(&patterns, false).unwrap();
-        assert!(fast.anchors.iter().all(|a| matches!(a.finder, Finder::Words(_))), "every anchor set uses the pair scan");
-        assert!(reference.anchors.iter().all(|a| matches!(a.finder, Finder::Automaton(_))));
+        assert!(fast.anchors.iter().all(|a| a.automaton.is_none()), "every anchor set is in the pair scan");
+        assert_eq!(fast.words.as_ref().map(|(w, _)| w.set_count()), Some(2), "both sets in one scan");
+        assert!(reference.anchors.iter().all(|a| a.automaton.is_some()));
         let mut pieces: Vec<String> = patterns
             .iter()
             .flat_map(|r| match r.trigger {

@@ -12,15 +12,32 @@
 //! start, so that pair is marked for every byte that can follow. One table
 //! lookup per two bytes of text rejects almost every pair; where one hits,
 //! the third byte is checked, then the keys that share the first pair. Starts
-//! are tried left to right and the longest key wins, then the search resumes
-//! after it: exactly leftmost-longest, non-overlapping.
+//! are tried left to right and the longest key wins; starts inside it are
+//! skipped: exactly leftmost-longest, non-overlapping. Several key sets share
+//! the pair table (two flag bits each), so both the token prefixes and the
+//! context words cost one pass.
 
-/// The compiled key set.
+/// Up to [`MAX_SETS`] key sets, each searched on its own (its matches do
+/// not hide another set's), in one pass over the text: a pair is looked
+/// up once for all of them.
 #[derive(Debug)]
 pub struct WordScan {
-    /// Per raw byte pair at an even offset: [`FIRST`] when it can be a
-    /// key's first two bytes, [`SECOND`] when it can start at the byte before.
+    /// Per raw byte pair at an even offset, two bits per set: [`FIRST`]
+    /// when it can be a key's first two bytes, [`SECOND`] when it can start
+    /// at the byte before.
     even: Box<[u8; 1 << 16]>,
+    sets: Vec<KeySet>,
+}
+
+/// Sets one scan can hold: two flag bits each in a byte.
+pub const MAX_SETS: usize = 4;
+
+const FIRST: u8 = 1;
+const SECOND: u8 = 2;
+
+/// One key set: its keys, grouped by their first pair.
+#[derive(Debug)]
+struct KeySet {
     /// Per raw byte pair (`b0 | b1 << 8`): 0, or 1 + the bucket of keys
     /// whose first two bytes equal the pair (up to ASCII case if folded).
     pairs: Box<[u16; 1 << 16]>,
@@ -30,9 +47,6 @@ pub struct WordScan {
     /// Some key is two bytes long: it can end the text at an odd start.
     short_keys: bool,
 }
-
-const FIRST: u8 = 1;
-const SECOND: u8 = 2;
 
 /// The keys that share a first pair.
 #[derive(Debug, Default)]
@@ -53,14 +67,105 @@ impl Bucket {
 }
 
 impl WordScan {
-    /// `keys`: the automaton's patterns, in its order (match ids are
-    /// indices into it); `fold_case`: match them up to ASCII case. `None`
-    /// when a key is shorter than two bytes or there are too many pairs.
+    /// One set: `keys` are the automaton's patterns, in its order (match
+    /// ids are indices into it); `fold_case`: match them up to ASCII case.
+    #[cfg(test)]
     pub fn build(keys: &[String], fold_case: bool) -> Option<Self> {
+        Self::build_sets(&[(keys, fold_case)])
+    }
+
+    /// Several sets, each `(keys, fold_case)`; matches name the set by its
+    /// index here. `None` when a key is shorter than two bytes, there are
+    /// too many pairs or more than [`MAX_SETS`] sets.
+    pub fn build_sets(sets: &[(&[String], bool)]) -> Option<Self> {
+        if sets.len() > MAX_SETS {
+            return None;
+        }
+        let mut even: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].into_boxed_slice().try_into().ok()?;
+        let built = sets
+            .iter()
+            .enumerate()
+            .map(|(i, (keys, fold))| KeySet::build(keys, *fold, &mut even, 2 * i as u32))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { even, sets: built })
+    }
+
+    /// Whether a set of these keys can be scanned: every key has a pair.
+    pub fn can_hold(keys: &[String]) -> bool {
+        keys.iter().all(|k| k.len() >= 2)
+    }
+
+    #[cfg(test)]
+    pub fn set_count(&self) -> usize {
+        self.sets.len()
+    }
+
+    fn flags(&self, hay: &[u8], p: usize) -> u8 {
+        hay.get(p..p + 2).map_or(0, |c| match c {
+            [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)],
+            _ => 0,
+        })
+    }
+
+    /// Calls `hit(set, start, key index)` for each match of each set, left
+    /// to right within a set.
+    pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
+        // Per set, keys may start at `from` or later.
+        let mut from = [0usize; MAX_SETS];
+        // `p`: an even offset. It moves on by one pair whatever matched: a
+        // pair inside one set's match may still start another set's.
+        let mut p = 0;
+        while let Some(rest) = hay.get(p..) {
+            let found = rest.chunks_exact(2).position(|c| match c {
+                [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)] != 0,
+                _ => false,
+            });
+            let Some(off) = found else {
+                break;
+            };
+            p += 2 * off;
+            // Most hits are one set's; sets with no flag here are skipped.
+            let mut flags = self.flags(hay, p);
+            for (i, (set, from)) in self.sets.iter().zip(from.iter_mut()).enumerate() {
+                if flags == 0 {
+                    break;
+                }
+                let f = flags & (FIRST | SECOND);
+                flags >>= 2;
+                if f == 0 {
+                    continue;
+                }
+                // A start at the odd offset before the pair comes first.
+                let before = p.checked_sub(1).filter(|&s| f & SECOND != 0 && s >= *from);
+                let at = Some(p).filter(|&s| f & FIRST != 0 && s >= *from);
+                if let Some((s, (k, len))) = before.into_iter().chain(at).find_map(|s| set.word_at(hay, s).map(|m| (s, m))) {
+                    hit(i, s, k);
+                    *from = s + len;
+                }
+            }
+            p += 2;
+        }
+        // A two-byte key at the odd offset just before the end leaves its
+        // second byte alone in a last, half pair, which the loop skips.
+        if hay.len() % 2 == 1 {
+            let last = hay.len().saturating_sub(2);
+            for (i, (set, from)) in self.sets.iter().zip(from).enumerate() {
+                if set.short_keys && last >= from && last % 2 == 1 {
+                    if let Some((k, _)) = set.word_at(hay, last) {
+                        hit(i, last, k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl KeySet {
+    /// Marks the set's pairs in `even` with its flags shifted by `shift`.
+    fn build(keys: &[String], fold_case: bool, even: &mut [u8; 1 << 16], shift: u32) -> Option<Self> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
         let forms = |b: u8| if fold_case { case_forms(b) } else { vec![b] };
         let mut pairs: Box<[u16; 1 << 16]> = vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
-        let mut even: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].into_boxed_slice().try_into().ok()?;
         let mut buckets: Vec<Bucket> = Vec::new();
         let mut short_keys = false;
         for (i, k) in keys.iter().enumerate() {
@@ -74,12 +179,12 @@ impl WordScan {
             };
             for x in forms(a) {
                 for y in forms(b) {
-                    *even.get_mut(usize::from(x) | usize::from(y) << 8)? |= FIRST;
+                    *even.get_mut(usize::from(x) | usize::from(y) << 8)? |= FIRST << shift;
                 }
             }
             for y in forms(b) {
                 for &z in &next {
-                    *even.get_mut(usize::from(y) | usize::from(z) << 8)? |= SECOND;
+                    *even.get_mut(usize::from(y) | usize::from(z) << 8)? |= SECOND << shift;
                 }
             }
             for x in forms(a) {
@@ -108,7 +213,7 @@ impl WordScan {
         for b in &mut buckets {
             b.keys.sort_by_key(|&i| std::cmp::Reverse(keys.get(i).map_or(0, Vec::len)));
         }
-        Some(Self { even, pairs, buckets, keys, fold_case, short_keys })
+        Some(Self { pairs, buckets, keys, fold_case, short_keys })
     }
 
     fn slot(&self, x: u8, y: u8) -> u16 {
@@ -129,49 +234,6 @@ impl WordScan {
             let equal = if self.fold_case { found.eq_ignore_ascii_case(key) } else { found == key.as_slice() };
             equal.then_some((k, key.len()))
         })
-    }
-
-    /// Calls `hit(start, key index)` for each match, left to right.
-    pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize)) {
-        // `p`: an even offset; keys may start at `from` or later.
-        let (mut p, mut from) = (0, 0);
-        while let Some(rest) = hay.get(p..) {
-            let found = rest.chunks_exact(2).position(|c| match c {
-                [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)] != 0,
-                _ => false,
-            });
-            let Some(off) = found else {
-                break;
-            };
-            p += 2 * off;
-            let flags = hay.get(p..p + 2).map_or(0, |c| match c {
-                [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)],
-                _ => 0,
-            });
-            let starts = [(flags & SECOND != 0).then(|| p.checked_sub(1)).flatten(), (flags & FIRST != 0).then_some(p)];
-            let mut matched = false;
-            for s in starts.into_iter().flatten().filter(|&s| s >= from) {
-                if let Some((k, len)) = self.word_at(hay, s) {
-                    hit(s, k);
-                    from = s + len;
-                    matched = true;
-                    break;
-                }
-            }
-            // Resume at the pair that holds `from` or, when `from` is odd,
-            // the one after it (a key starting at `from` covers it).
-            p = if matched { (from + 1) & !1 } else { p + 2 };
-        }
-        // A two-byte key at the odd offset just before the end leaves its
-        // second byte alone in a last, half pair, which the loop skips.
-        if self.short_keys && hay.len() % 2 == 1 {
-            let last = hay.len().saturating_sub(2);
-            if last >= from && last % 2 == 1 {
-                if let Some((k, _)) = self.word_at(hay, last) {
-                    hit(last, k);
-                }
-            }
-        }
     }
 }
 
@@ -203,7 +265,7 @@ mod tests {
         let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(fold_case).build(keys).unwrap();
         let want = ac.find_iter(text).map(|m| (m.start(), m.pattern().as_usize())).collect();
         let mut got = Vec::new();
-        WordScan::build(keys, fold_case).unwrap().for_each(text, |s, k| got.push((s, k)));
+        WordScan::build(keys, fold_case).unwrap().for_each(text, |_, s, k| got.push((s, k)));
         (want, got)
     }
 
@@ -270,6 +332,27 @@ mod tests {
             let (want, got) = both(keys, fold, &text);
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
         }
+    }
+
+    /// Two sets in one scan, one exact-case and one folded, whose keys
+    /// overlap each other ("sk-" inside "ask-", "api" inside "api_org_"):
+    /// each set finds what its own automaton finds, as if alone.
+    #[test]
+    fn sets_in_one_scan_match_as_if_alone() {
+        let literals = strings(&["AKIA", "SK", "sk-", "api_org_", "::", "ghp_", "Q~"]);
+        let words = strings(&["ask", "api", "apikey", "token", "tel", "pwd", "sk"]);
+        let scan = WordScan::build_sets(&[(&literals, false), (&words, true)]).unwrap();
+        let alphabet = b"AKISsk-apiorg_:ghQ~tokenlwdyPTx ";
+        let mut next = crate::test_rng::xorshift(0x6a09_e667_f3bc_c908_u64);
+        for _ in 0..4000 {
+            let len = (next() % 48) as usize;
+            let text: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let mut got: [Matches; 2] = Default::default();
+            scan.for_each(&text, |set, s, k| got[set].push((s, k)));
+            assert_eq!(got[0], both(&literals, false, &text).0, "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(got[1], both(&words, true, &text).0, "{:?}", String::from_utf8_lossy(&text));
+        }
+        assert!(WordScan::build_sets(&[(literals.as_slice(), false); MAX_SETS + 1]).is_none());
     }
 
     #[test]
