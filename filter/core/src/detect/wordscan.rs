@@ -135,9 +135,13 @@ impl WordScan {
                 if f == 0 {
                     continue;
                 }
-                // A start at the odd offset before the pair comes first.
-                let before = p.checked_sub(1).filter(|&s| f & SECOND != 0 && s >= *from);
-                let at = Some(p).filter(|&s| f & FIRST != 0 && s >= *from);
+                // A start at the odd offset before the pair comes first. The
+                // flags of the pairs around a start already rule out most
+                // false starts before a bucket lookup: a key's first two bytes
+                // are some key's first pair, its second and third some key's.
+                let shift = 2 * i;
+                let before = p.checked_sub(1).filter(|&s| f & SECOND != 0 && s >= *from && self.flags(hay, s) >> shift & FIRST != 0);
+                let at = Some(p).filter(|&s| f & FIRST != 0 && s >= *from && (s + 2 >= hay.len() || self.flags(hay, s + 1) >> shift & SECOND != 0));
                 if let Some((s, (k, len))) = before.into_iter().chain(at).find_map(|s| set.word_at(hay, s).map(|m| (s, m))) {
                     hit(i, s, k);
                     *from = s + len;
