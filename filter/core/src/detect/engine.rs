@@ -296,8 +296,7 @@ impl PolicyEngine {
                             .configure(meta_config())
                             .build(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
-                        let (bytes, needs) = ByteSet::of_regex(&src)
-                            .and_then(|bytes| Ok((bytes, ByteSet::needed_by_regex(&src)?)))
+                        let (bytes, needs) = ByteSet::reach_of(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         engine.patterns.push(Pattern { detector: index, regex, group: p.group });
                         triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs });
@@ -756,12 +755,14 @@ fn resolve_overlaps(found: &[Candidate], detectors: &[Detector]) -> Vec<Candidat
     let mut kept: Vec<Candidate> = Vec::with_capacity(by_start.len());
     let mut rest = by_start.as_slice();
     while let Some(((_, first), _)) = rest.split_first() {
-        let mut reach = first.end;
-        let len = rest.iter().take_while(|(_, c)| c.start < reach && {
+        // The cluster: every later candidate that starts before the
+        // furthest end so far.
+        let (mut reach, mut len) = (first.end, 1);
+        while let Some((_, c)) = rest.get(len).filter(|(_, c)| c.start < reach) {
             reach = reach.max(c.end);
-            true
-        }).count().max(1);
-        let (cluster, after) = rest.split_at(len.min(rest.len()));
+            len += 1;
+        }
+        let (cluster, after) = rest.split_at(len);
         rest = after;
         if let [(_, only)] = cluster {
             kept.push((*only).clone());

@@ -48,14 +48,26 @@ impl ByteSet {
         self
     }
 
-    /// A superset of the bytes any match of `regex` can hold: each literal
+    /// [`Self::reach_of`]'s held bytes alone.
+    #[cfg(test)]
+    pub fn of_regex(regex: &str) -> Result<Self, String> {
+        Ok(Self::reach_of(regex)?.0)
+    }
+
+    /// What a window needs to know of one pattern, from one parse: the
+    /// bytes its matches can hold and the sets each of them holds a byte of.
+    pub fn reach_of(regex: &str) -> Result<(Self, Vec<Self>), String> {
+        let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
+        Ok((Self::held_by(&hir), Self::needed_by(&hir)))
+    }
+
+    /// A superset of the bytes any match of `hir` can hold: each literal
     /// byte and class byte of its parsed form (a class reaching past ASCII
     /// adds every byte from 0x80). Look-around holds no byte, and the
     /// engines see past a window for it.
-    pub fn of_regex(regex: &str) -> Result<Self, String> {
-        let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
+    fn held_by(hir: &Hir) -> Self {
         let mut set = Self::EMPTY;
-        let mut stack = vec![&hir];
+        let mut stack = vec![hir];
         while let Some(h) = stack.pop() {
             match h.kind() {
                 HirKind::Empty | HirKind::Look(_) => {}
@@ -66,20 +78,25 @@ impl ByteSet {
                 HirKind::Concat(subs) | HirKind::Alternation(subs) => stack.extend(subs),
             }
         }
-        Ok(set)
+        set
     }
 
-    /// Sets of which every match of `regex` holds at least one byte each,
+    /// [`Self::reach_of`]'s needed sets alone.
+    #[cfg(test)]
+    pub fn needed_by_regex(regex: &str) -> Result<Vec<Self>, String> {
+        Ok(Self::reach_of(regex)?.1)
+    }
+
+    /// Sets of which every match of `hir` holds at least one byte each,
     /// one per part that every match goes through, smallest first. A
     /// context word's window with no digit cannot hold the phone number
     /// that must follow it.
-    pub fn needed_by_regex(regex: &str) -> Result<Vec<Self>, String> {
-        let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
+    fn needed_by(hir: &Hir) -> Vec<Self> {
         let mut found = Vec::new();
-        Self::needed_parts(&hir, &mut found);
+        Self::needed_parts(hir, &mut found);
         found.sort_by_key(|s| (s.len(), s.0));
         found.dedup();
-        Ok(found)
+        found
     }
 
     /// The two smallest of `needs` (`ALL` where fewer) that a trigger of
