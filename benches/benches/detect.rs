@@ -1,8 +1,10 @@
 //! Throughput of the default catalogue (every PII and secret detector) on
-//! prose with sprinkled findings, and on the same prose without any.
+//! prose with sprinkled findings, and on the same prose without any; then
+//! 256 KB at falling densities of findings, which splits the time into a
+//! cost per byte and a cost per finding.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use meshguard_benches::{clean_prose, default_engine, prose};
+use meshguard_benches::{clean_prose, default_engine, prose, prose_every};
 use meshguard_core::detect::ScanSession;
 
 fn detect(c: &mut Criterion) {
@@ -29,6 +31,20 @@ fn detect(c: &mut Criterion) {
             std::hint::black_box(engine.process(&clean, "f", &mut session))
         })
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("density_256KB");
+    for every in [8usize, 32, 128, 512, 0] {
+        let text = prose_every(256 * 1024, every);
+        let name = if every == 0 { "none".to_string() } else { format!("one_in_{every}_sentences") };
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::new("process", name), &text, |b, text| {
+            b.iter(|| {
+                let mut session = ScanSession::new("request");
+                std::hint::black_box(engine.process(text, "f", &mut session))
+            })
+        });
+    }
     group.finish();
 }
 

@@ -40,19 +40,22 @@ const SPRINKLES: &[&str] = &[
 
 /// About `bytes` of prose, one sprinkled finding every eight sentences.
 pub fn prose(bytes: usize) -> String {
-    prose_with(bytes, true)
+    prose_every(bytes, 8)
 }
 
 /// The same prose with no sprinkled sentence: nothing for the detectors.
 pub fn clean_prose(bytes: usize) -> String {
-    prose_with(bytes, false)
+    prose_every(bytes, 0)
 }
 
-fn prose_with(bytes: usize, sprinkled: bool) -> String {
+/// About `bytes` of prose where every `every`-th sentence carries PII or a
+/// secret (about 100 bytes a sentence); `every` 0 means none.
+pub fn prose_every(bytes: usize, every: usize) -> String {
     let mut out = String::with_capacity(bytes + 256);
     let mut i = 0usize;
     while out.len() < bytes {
-        let s = if sprinkled && i % 8 == 7 { SPRINKLES.get((i / 8) % SPRINKLES.len()) } else { SENTENCES.get(i % SENTENCES.len()) };
+        let sprinkled = every > 0 && i % every == every - 1;
+        let s = if sprinkled { SPRINKLES.get((i / every) % SPRINKLES.len()) } else { SENTENCES.get(i % SENTENCES.len()) };
         out.push_str(s.copied().unwrap_or(""));
         out.push(if i % 5 == 4 { '\n' } else { ' ' });
         i += 1;

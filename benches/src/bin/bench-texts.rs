@@ -1,14 +1,15 @@
 //! Writes the inputs of the criterion bench (`benches/detect.rs`) to files,
 //! so that other tools can be timed on exactly the same bytes
 //! (`scripts/peers-detect`): `1KB.txt`, `16KB.txt`, `256KB.txt` (prose with
-//! one PII/secret sentence every eight) and `clean_64KB.txt` (the 64 KB
-//! prose without the lines holding findings).
+//! one PII/secret sentence every eight), `clean_64KB.txt` (the 64 KB
+//! prose without the lines holding findings) and `256KB_one_in_32.txt`
+//! (a finding sentence every 32, as in the bench's density group).
 //!
 //!     cargo run --release -p meshguard-benches --bin bench-texts -- DIR
 
 use std::path::PathBuf;
 
-use meshguard_benches::{clean_prose, prose};
+use meshguard_benches::{clean_prose, prose, prose_every};
 
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(
@@ -26,6 +27,7 @@ fn main() -> std::io::Result<()> {
     }
     // Same text as `process/clean_64KB` in benches/detect.rs.
     std::fs::write(dir.join("clean_64KB.txt"), clean_prose(64 * 1024))?;
+    std::fs::write(dir.join("256KB_one_in_32.txt"), prose_every(256 * 1024, 32))?;
     println!("{}", dir.display());
     Ok(())
 }

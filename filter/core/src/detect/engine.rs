@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use aho_corasick::AhoCorasick;
+use regex_automata::util::captures::Captures;
 use regex_automata::{meta, Anchored, Input, MatchKind, PatternSet};
 
 use super::actions::{mask, Action, ActionSpec, DetectorSetting, SettingOptions};
@@ -440,7 +441,8 @@ impl PolicyEngine {
         let cut = floor_boundary(&buf, cut.max(ctx_len));
         let inside = |c: &Candidate| c.start >= ctx_len && c.end <= cut;
         let shift = |c: &Candidate| Candidate { start: c.start - ctx_len, end: c.end - ctx_len, ..c.clone() };
-        let kept: Vec<Candidate> = resolve_overlaps(&found, &self.detectors).iter().filter(|c| inside(c)).map(shift).collect();
+        let shifted: Vec<Candidate> = resolve_overlaps(&found, &self.detectors).into_iter().filter(|c| inside(c)).map(shift).collect();
+        let kept: Vec<&Candidate> = shifted.iter().collect();
         let blocked = found
             .iter()
             .filter(|c| inside(c) && self.detectors.get(c.detector).is_some_and(|d| d.spec.action == Action::Block))
@@ -525,6 +527,10 @@ impl PolicyEngine {
 
         if let Some(union) = &self.union {
             let mut set = PatternSet::new(union.pattern_len());
+            // Reused across windows: one capture buffer per pattern (sized
+            // at the first window: most texts open none), one span list.
+            let mut caps: Vec<Option<Captures>> = Vec::new();
+            let mut spans = Vec::new();
             for (ws, we) in self.triggers.windows(hay) {
                 set.clear();
                 union.which_overlapping_matches(&Input::new(hay).span(ws..we), &mut set);
@@ -535,9 +541,15 @@ impl PolicyEngine {
                     let Some(det) = self.detectors.get(p.detector) else {
                         continue;
                     };
-                    for (s, e) in matches_in(p, hay, ws, we, |s, e| self.confirm(det, hay, s, e)) {
-                        hits.push((p.detector, s, e, false, None));
+                    if caps.is_empty() {
+                        caps.resize_with(self.patterns.len(), || None);
                     }
+                    let Some(caps) = caps.get_mut(pid.as_usize()) else {
+                        continue;
+                    };
+                    spans.clear();
+                    matches_in(p, hay, ws, we, caps, &mut spans, |s, e| self.confirm(det, hay, s, e));
+                    hits.extend(spans.iter().map(|&(s, e)| (p.detector, s, e, false, None)));
                 }
             }
         }
@@ -599,7 +611,7 @@ impl PolicyEngine {
     fn record(
         &self,
         field: &str,
-        kept: &[Candidate],
+        kept: &[&Candidate],
         blocked: Option<&Candidate>,
         session: &mut ScanSession,
         base: usize,
@@ -608,7 +620,7 @@ impl PolicyEngine {
         let mut order: Vec<usize> = Vec::new();
         let mut groups: BTreeMap<usize, Vec<&Candidate>> = BTreeMap::new();
         let extra = blocked.filter(|b| !kept.iter().any(|k| k.start == b.start && k.end == b.end && k.detector == b.detector));
-        for c in kept.iter().chain(extra) {
+        for c in kept.iter().copied().chain(extra) {
             if !groups.contains_key(&c.detector) {
                 order.push(c.detector);
             }
@@ -648,7 +660,7 @@ impl PolicyEngine {
         }
     }
 
-    fn rewrite(&self, text: &str, kept: &[Candidate], session: &mut ScanSession) -> Processed {
+    fn rewrite(&self, text: &str, kept: &[&Candidate], session: &mut ScanSession) -> Processed {
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         let mut changed = false;
@@ -688,8 +700,8 @@ impl PolicyEngine {
 /// work linear on adversarial input (a megabyte of digits).
 const MAX_RETRIES: usize = 64;
 
-/// Confirmed spans (the pattern's value group) of `p` within window
-/// `[ws, wend)` of `hay`. Look-around sees past the window; a match that
+/// Appends to `out` the confirmed spans (the pattern's value group) of `p`
+/// within window `[ws, wend)` of `hay`. Look-around sees past the window; a match that
 /// reaches the window end is searched again without the window, so a long
 /// token is never cut short. When `confirm` rejects a match, the search
 /// resumes one character after its start rather than after its end: a
@@ -699,12 +711,12 @@ fn matches_in(
     hay: &str,
     ws: usize,
     wend: usize,
+    caps: &mut Option<Captures>,
+    out: &mut Vec<(usize, usize)>,
     confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
-) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+) {
     // Captures cost a backtracking pass: only for patterns whose value is a
     // group, and only over the span the DFAs already matched.
-    let mut caps = None;
     let mut at = ws;
     let mut retries = 0;
     while at <= wend {
@@ -737,7 +749,6 @@ fn matches_in(
             None => at = if end > m.start() { end } else { m.start() + 1 },
         }
     }
-    out
 }
 
 /// Keeps, among overlapping candidates, the most specific one (lowest
@@ -747,12 +758,12 @@ fn matches_in(
 /// overlaps one already accepted. Only candidates chained by overlaps can
 /// affect each other, so the choice is made per such cluster; most
 /// candidates overlap nothing and are kept as they are.
-fn resolve_overlaps(found: &[Candidate], detectors: &[Detector]) -> Vec<Candidate> {
+fn resolve_overlaps<'c>(found: &'c [Candidate], detectors: &[Detector]) -> Vec<&'c Candidate> {
     let prio = |c: &Candidate| detectors.get(c.detector).map_or(u8::MAX, |d| d.priority);
     // Index into `found` last: equal candidates keep their order.
     let mut by_start: Vec<(usize, &Candidate)> = found.iter().enumerate().collect();
     by_start.sort_unstable_by_key(|&(i, c)| (c.start, i));
-    let mut kept: Vec<Candidate> = Vec::with_capacity(by_start.len());
+    let mut kept: Vec<&Candidate> = Vec::with_capacity(by_start.len());
     let mut rest = by_start.as_slice();
     while let Some(((_, first), _)) = rest.split_first() {
         // The cluster: every later candidate that starts before the
@@ -765,7 +776,7 @@ fn resolve_overlaps(found: &[Candidate], detectors: &[Detector]) -> Vec<Candidat
         let (cluster, after) = rest.split_at(len);
         rest = after;
         if let [(_, only)] = cluster {
-            kept.push((*only).clone());
+            kept.push(only);
             continue;
         }
         let mut order = cluster.to_vec();
@@ -784,7 +795,7 @@ fn resolve_overlaps(found: &[Candidate], detectors: &[Detector]) -> Vec<Candidat
             }
         }
         accepted.sort_unstable_by_key(|c| c.start);
-        kept.extend(accepted.into_iter().cloned());
+        kept.extend(accepted);
     }
     kept
 }
@@ -898,7 +909,8 @@ mod tests {
                 })
                 .collect();
             let key = |v: Vec<Candidate>| v.into_iter().map(|c| (c.detector, c.start, c.end, c.value, c.encoded)).collect::<Vec<_>>();
-            assert_eq!(key(resolve_overlaps(&found, detectors)), key(one_pass(&found, detectors)), "{found:?}");
+            let resolved = resolve_overlaps(&found, detectors).into_iter().cloned().collect();
+            assert_eq!(key(resolved), key(one_pass(&found, detectors)), "{found:?}");
         }
     }
 }

@@ -12,9 +12,11 @@ use crate::record::FindingRecord;
 pub struct ScanSession {
     direction: &'static str,
     findings: Vec<FindingRecord>,
-    /// (label, value) → number, per action kind, and the last number per label.
-    numbers: HashMap<(Kind, String, String), usize>,
-    counters: HashMap<(Kind, String), usize>,
+    /// Per label, the numbers given so far, for redactions and for tokens.
+    /// Keyed by `String`, looked up by `&str`: a repeated value costs no
+    /// key strings.
+    redact_numbers: HashMap<String, Numbering>,
+    token_numbers: HashMap<String, Numbering>,
     /// Placeholder → original text, for `tokenize`.
     vault: HashMap<String, String>,
     longest_token: usize,
@@ -22,10 +24,17 @@ pub struct ScanSession {
     pub(crate) streams: HashMap<String, StreamState>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Redact,
     Token,
+}
+
+/// One label's numbering: value → number, and the last number given.
+#[derive(Debug, Default)]
+struct Numbering {
+    by_value: HashMap<String, usize>,
+    last: usize,
 }
 
 impl ScanSession {
@@ -34,8 +43,8 @@ impl ScanSession {
         Self {
             direction,
             findings: Vec::new(),
-            numbers: HashMap::new(),
-            counters: HashMap::new(),
+            redact_numbers: HashMap::new(),
+            token_numbers: HashMap::new(),
             vault: HashMap::new(),
             longest_token: 0,
             streams: HashMap::new(),
@@ -63,15 +72,22 @@ impl ScanSession {
     }
 
     fn number(&mut self, kind: Kind, label: &str, value: &str) -> usize {
-        let key = (kind, label.to_string(), value.to_string());
-        if let Some(&n) = self.numbers.get(&key) {
+        let labels = match kind {
+            Kind::Redact => &mut self.redact_numbers,
+            Kind::Token => &mut self.token_numbers,
+        };
+        if !labels.contains_key(label) {
+            labels.insert(label.to_string(), Numbering::default());
+        }
+        let Some(numbering) = labels.get_mut(label) else {
+            return 0;
+        };
+        if let Some(&n) = numbering.by_value.get(value) {
             return n;
         }
-        let counter = self.counters.entry((kind, label.to_string())).or_insert(0);
-        *counter += 1;
-        let n = *counter;
-        self.numbers.insert(key, n);
-        n
+        numbering.last += 1;
+        numbering.by_value.insert(value.to_string(), numbering.last);
+        numbering.last
     }
 
     /// `[EMAIL_1]`: the same value gets the same number within the request.
@@ -151,6 +167,9 @@ mod tests {
         assert_eq!(s.redact_placeholder("EMAIL", "b@x.io"), "[EMAIL_2]");
         assert_eq!(s.redact_placeholder("EMAIL", "a@x.io"), "[EMAIL_1]");
         assert_eq!(s.redact_placeholder("CARD", "4111111111111111"), "[CARD_1]");
+        // Tokens are numbered apart from redactions.
+        assert_eq!(s.token_placeholder("EMAIL", "b@x.io", "b@x.io"), "[EMAIL_TOKEN_1]");
+        assert_eq!(s.redact_placeholder("EMAIL", "c@x.io"), "[EMAIL_3]");
     }
 
     #[test]
