@@ -292,9 +292,11 @@ impl PolicyEngine {
                         // Group captures run on the short span the DFAs matched,
                         // where the bounded backtracker (one visited bit per NFA
                         // state and byte: a memset) is about three times as fast
-                        // as the PikeVM.
+                        // as the PikeVM. No literal prefilter: a built-in pattern
+                        // only searches the short windows its trigger opened,
+                        // where a literal scan first is work done twice.
                         let regex = meta::Builder::new()
-                            .configure(meta_config())
+                            .configure(meta_config().auto_prefilter(false))
                             .build(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         let (bytes, needs) = ByteSet::reach_of(&src)
