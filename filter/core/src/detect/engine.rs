@@ -68,6 +68,9 @@ struct Pattern {
     detector: usize,
     regex: meta::Regex,
     group: usize,
+    /// Every byte a match can hold: a match that ends at a window's end
+    /// can only go on past it if the next byte is one of them.
+    bytes: ByteSet,
 }
 
 /// One policy's detectors, compiled once at configure time.
@@ -301,7 +304,7 @@ impl PolicyEngine {
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         let (bytes, needs) = ByteSet::reach_of(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
-                        engine.patterns.push(Pattern { detector: index, regex, group: p.group });
+                        engine.patterns.push(Pattern { detector: index, regex, group: p.group, bytes });
                         triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs });
                         union_sources.push(src);
                         union_case_insensitive.push(false);
@@ -311,7 +314,7 @@ impl PolicyEngine {
                 Source::Custom(i, c) => {
                     let cpath = format!("detectors.custom[{i}]");
                     let (regex, validator) = custom::validate(c, &cpath)?;
-                    engine.patterns.push(Pattern { detector: index, regex, group: c.group });
+                    engine.patterns.push(Pattern { detector: index, regex, group: c.group, bytes: ByteSet::ALL });
                     triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL, needs: Vec::new() });
                     union_sources.push(c.pattern.clone());
                     union_case_insensitive.push(c.case_insensitive);
@@ -703,11 +706,12 @@ impl PolicyEngine {
 const MAX_RETRIES: usize = 64;
 
 /// Appends to `out` the confirmed spans (the pattern's value group) of `p`
-/// within window `[ws, wend)` of `hay`. Look-around sees past the window; a match that
-/// reaches the window end is searched again without the window, so a long
-/// token is never cut short. When `confirm` rejects a match, the search
-/// resumes one character after its start rather than after its end: a
-/// rejected "card" that swallowed an SSN must not hide the card after it.
+/// within window `[ws, wend)` of `hay`. Look-around sees past the window;
+/// a match that reaches the window end, where the next byte could be part
+/// of it, is searched again without the window, so a long token is never
+/// cut short. When `confirm` rejects a match, the search resumes one
+/// character after its start rather than after its end: a rejected "card"
+/// that swallowed an SSN must not hide the card after it.
 fn matches_in(
     p: &Pattern,
     hay: &str,
@@ -727,7 +731,8 @@ fn matches_in(
             break;
         };
         let mut end = m.end();
-        if m.end() == wend && wend < hay.len() {
+        let goes_on = hay.as_bytes().get(wend).is_some_and(|&b| p.bytes.contains(b));
+        if m.end() == wend && goes_on {
             let full = Input::new(hay).range(m.start()..).anchored(Anchored::Yes);
             end = p.regex.search(&full).map_or(m.end(), |f| f.end());
         }
@@ -866,6 +871,23 @@ mod tests {
             let (mut a, mut b) = (ScanSession::new("request"), ScanSession::new("request"));
             assert_eq!(tight.process(&text, "f", &mut a), plain.process(&text, "f", &mut b), "{text:?}");
             assert_eq!(a.findings(), b.findings(), "{text:?}");
+        }
+    }
+
+    /// A token that runs past its pattern's window (a PyPI token's window
+    /// ends 400 bytes after `pypi-`) is searched again without the window
+    /// and found whole; one that ends at the window's end is not cut.
+    #[test]
+    fn a_token_longer_than_its_window_is_found_whole() {
+        let engine = default_engine();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let mut next = crate::test_rng::xorshift(0x1234_5678_9abc_def1);
+        for body_len in [60, 375, 376, 377, 900] {
+            let body: String = (0..body_len).map(|_| char::from(alphabet[(next() % 64) as usize])).collect();
+            let token = format!("pypi-AgEIcHlwaS5vcmc{body}");
+            let text = format!("publish with {token} today");
+            let start = text.find("pypi-").unwrap();
+            assert_eq!(engine.scan(&text), vec![("pypi_token", start, start + token.len())], "{body_len}");
         }
     }
 

@@ -37,7 +37,7 @@ impl ByteSet {
         }
     }
 
-    fn contains(&self, b: u8) -> bool {
+    pub fn contains(&self, b: u8) -> bool {
         self.0.get(usize::from(b >> 6)).is_some_and(|w| w >> (b & 63) & 1 == 1)
     }
 
