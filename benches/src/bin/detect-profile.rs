@@ -3,7 +3,8 @@
 //! the default catalogue over 256 KB of sprinkled prose (or 64 KB of clean
 //! prose with `clean`), `N` times.
 //!
-//! Usage: detect-profile [N] [sprinkled|clean] [warm] [request]. The first
+//! Usage: detect-profile [N] [sprinkled|clean][:KB] [warm] [request]. `:KB`
+//! sets the text's size (default 256 sprinkled, 64 clean). The first
 //! call also builds lazy-DFA states (and, in V8, compiles what it touches):
 //! profiles of the steady state subtract a run with fewer calls; `warm` makes
 //! one untimed call first instead. `request` times what the filter does with
@@ -22,7 +23,11 @@ const POLICY: &str = r#"{"version": 1, "auth": {"mode": "none"}, "limits": {"max
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
-    let text = if args.get(1).map(String::as_str) == Some("clean") { clean_prose(64 * 1024) } else { prose(256 * 1024) };
+    let (kind, kb) = args.get(1).map_or(("sprinkled", None), |a| match a.split_once(':') {
+        Some((kind, kb)) => (kind, kb.parse::<usize>().ok()),
+        None => (a.as_str(), None),
+    });
+    let text = if kind == "clean" { clean_prose(kb.unwrap_or(64) * 1024) } else { prose(kb.unwrap_or(256) * 1024) };
     let warm = args.get(2).map(String::as_str) == Some("warm");
     let run: Box<dyn Fn()> = if args.get(3).map(String::as_str) == Some("request") {
         let Ok(config) = CompiledConfig::from_json(POLICY.as_bytes()) else {
