@@ -84,67 +84,127 @@ fn is_run_byte(c: u8) -> bool {
     RUN_BYTE.get(usize::from(c)).copied().unwrap_or(false)
 }
 
-/// Finds encoded runs of at least `min_len` characters whose decoding is
-/// readable text, decoding at most `budget` bytes in total.
+/// Per byte of `chunk` (little-endian), its top bit set when the byte
+/// surely ends a run: below `+` (space, controls, most punctuation), `,`,
+/// `.` or not ASCII. Exact per byte, so a run is never cut by mistake.
+fn breakers(chunk: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW: u64 = !HIGH;
+    let lo = chunk & LOW;
+    // The top bit of `lo + (0x80 - c)` is set where `lo >= c`; no carry
+    // crosses a byte, as `lo` is at most 0x7f.
+    let below_plus = !(lo + (0x80 - u64::from(b'+')) * ONES);
+    let equal = |c: u8| {
+        let y = chunk ^ (u64::from(c) * ONES);
+        !(((y & LOW) + LOW) | y)
+    };
+    (below_plus | chunk | equal(b',') | equal(b'.')) & HIGH
+}
+
+/// Stretches of `b` between surely-ending bytes ([`breakers`]) that are at
+/// least `min` (7 or more) long, eight bytes at a time: prose breaks every
+/// few bytes, so only long words and encoded runs are looked at byte by
+/// byte. `each` returns false to stop.
+fn long_stretches(b: &[u8], min: usize, mut each: impl FnMut(usize, usize) -> bool) {
+    // Breaks inside one chunk are at most six bytes apart: only the first
+    // can end a long stretch, and the last starts the next.
+    let min = min.max(7);
+    let mut from = 0;
+    let mut at = 0;
+    while let Some(chunk) = b.get(at..at + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        let m = breakers(u64::from_le_bytes(chunk));
+        if m != 0 {
+            let first = at + m.trailing_zeros() as usize / 8;
+            if first - from >= min && !each(from, first) {
+                return;
+            }
+            from = at + (63 - m.leading_zeros() as usize) / 8 + 1;
+        }
+        at += 8;
+    }
+    for (pos, &c) in b.iter().enumerate().skip(at) {
+        if breakers(u64::from(c)) & 0x80 != 0 {
+            if pos - from >= min && !each(from, pos) {
+                return;
+            }
+            from = pos + 1;
+        }
+    }
+    if b.len().saturating_sub(from) >= min {
+        each(from, b.len());
+    }
+}
+
+/// Finds encoded runs of at least `min_len` characters (padding included)
+/// whose decoding is readable text, decoding at most `budget` bytes in
+/// total.
 pub fn segments(text: &str, min_len: usize, budget: &mut usize) -> Vec<Segment> {
     let b = text.as_bytes();
     let mut found = Vec::new();
     let min_len = min_len.max(8);
-    let mut i = 0;
-    while i < b.len() && *budget > 0 {
-        // A run of `min_len` starting anywhere in [i, i + min_len) covers
-        // byte i + min_len - 1: when that byte is not a run byte, skip the
-        // whole stretch. Prose is mostly short words, so most bytes are
-        // never looked at.
-        let probe = i + min_len - 1;
-        if probe >= b.len() {
-            break;
-        }
-        if !b.get(probe).copied().is_some_and(is_run_byte) {
-            i = probe + 1;
-            continue;
-        }
-        let mut start = probe;
-        while start > i && b.get(start - 1).copied().is_some_and(is_run_byte) {
-            start -= 1;
-        }
-        i = probe;
-        while b.get(i).copied().is_some_and(is_run_byte) {
-            i += 1;
-        }
-        let mut end = i;
-        while end < b.len() && end - i < 2 && b.get(end) == Some(&b'=') {
-            end += 1;
-        }
-        i = end;
-        if end - start < min_len {
-            continue;
-        }
-        let Some(run) = text.get(start..end) else {
-            continue;
-        };
-        let all_hex = run.bytes().all(|c| c.is_ascii_hexdigit());
-        let decoded = if all_hex && run.len() % 2 == 0 { hex_decode(run) } else { None };
-        let decoded = decoded.and_then(readable).or_else(|| {
-            // Long words are base64-alphabet runs too; they decode to
-            // garbage and are dropped by `readable`.
-            let mixed = run.bytes().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || matches!(c, b'+' | b'/' | b'='));
-            if mixed {
-                base64_decode(run).and_then(readable)
-            } else {
-                None
-            }
-        });
-        if let Some(decoded) = decoded {
-            if decoded.len() > *budget {
-                *budget = 0;
-                break;
-            }
-            *budget -= decoded.len();
-            found.push(Segment { start, end, decoded });
-        }
+    // Up to two `=` of padding count towards the length; `=` breaks no
+    // stretch, so a segment's stretch is at least `min_len` long.
+    let min_run = min_len - 2;
+    if *budget == 0 {
+        return found;
     }
+    long_stretches(b, min_len, |from, to| {
+        let mut i = from;
+        while i < to {
+            let Some(start) = (i..to).find(|&k| b.get(k).copied().is_some_and(is_run_byte)) else {
+                break;
+            };
+            let mut run_end = start;
+            while run_end < to && b.get(run_end).copied().is_some_and(is_run_byte) {
+                run_end += 1;
+            }
+            i = run_end + 1;
+            if run_end - start < min_run {
+                continue;
+            }
+            let mut end = run_end;
+            while end < b.len() && end - run_end < 2 && b.get(end) == Some(&b'=') {
+                end += 1;
+            }
+            if end - start < min_len {
+                continue;
+            }
+            let Some(run) = text.get(start..end) else {
+                continue;
+            };
+            if let Some(decoded) = decode_run(run) {
+                if decoded.len() > *budget {
+                    *budget = 0;
+                    return false;
+                }
+                *budget -= decoded.len();
+                found.push(Segment { start, end, decoded });
+                if *budget == 0 {
+                    return false;
+                }
+            }
+        }
+        true
+    });
     found
+}
+
+/// A run's readable decoding: hex when it is all hex digits, else base64
+/// when it is not a plain word.
+fn decode_run(run: &str) -> Option<String> {
+    let all_hex = run.bytes().all(|c| c.is_ascii_hexdigit());
+    let decoded = if all_hex && run.len() % 2 == 0 { hex_decode(run) } else { None };
+    decoded.and_then(readable).or_else(|| {
+        // Long words are base64-alphabet runs too; they decode to
+        // garbage and are dropped by `readable`.
+        let mixed = run.bytes().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || matches!(c, b'+' | b'/' | b'='));
+        if mixed {
+            base64_decode(run).and_then(readable)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -170,6 +230,88 @@ mod tests {
         assert_eq!(segs.first().map(|s| s.decoded.as_str()), Some("john@example.com"));
         assert_eq!(segs.first().map(|s| (s.start, s.end)), Some((4, 28)));
         assert_eq!(segs.get(1).map(|s| s.decoded.as_str()), Some("john@example.com"));
+    }
+
+    /// The chunked test agrees with the plain one for every byte at every
+    /// position of a chunk.
+    #[test]
+    fn breakers_are_exact_per_byte() {
+        let plain = |c: u8| !(b'+'..0x80).contains(&c) || c == b',' || c == b'.';
+        for c in 0..=255u8 {
+            assert!(!plain(c) || !is_run_byte(c), "a breaker is never a run byte: {c:#x}");
+            for pos in 0..8 {
+                // Neighbours of both kinds must not leak into the byte's bit.
+                for fill in [b'a', b' ', 0xff, b'+', b'*'] {
+                    let mut chunk = [fill; 8];
+                    chunk[pos] = c;
+                    let m = breakers(u64::from_le_bytes(chunk));
+                    assert_eq!(m >> (8 * pos + 7) & 1 == 1, plain(c), "byte {c:#x} at {pos} among {fill:#x}");
+                }
+            }
+        }
+    }
+
+    /// Every maximal run of at least `min_len - 2` run bytes that its
+    /// padding brings to `min_len` is found, wherever it sits: the same
+    /// runs as a byte-by-byte reference, on random texts.
+    #[test]
+    fn finds_every_long_run_like_a_plain_scan() {
+        fn reference(text: &str, min_len: usize) -> Vec<(usize, usize)> {
+            let b = text.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if !is_run_byte(b[i]) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < b.len() && is_run_byte(b[i]) {
+                    i += 1;
+                }
+                let mut end = i;
+                while end < b.len() && end - i < 2 && b[end] == b'=' {
+                    end += 1;
+                }
+                if i - start >= min_len - 2 && end - start >= min_len {
+                    out.push((start, end));
+                }
+            }
+            out
+        }
+        let pieces = ["am9obkBleGFtcGxlLmNvbQ", "aGk", "==", "=", " ", ",", ".", "é", "x", "AB", "-_", "\n", "1234"];
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15_u64);
+        for round in 0..3000 {
+            let text: String = (0..(next() % 24)).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            let min_len = if round % 2 == 0 { 8 } else { 16 };
+            // Every run decodes to something readable or not; compare the
+            // runs looked at, through a budget large enough for all.
+            let mut seen = Vec::new();
+            long_stretches(text.as_bytes(), min_len, |from, to| {
+                seen.push((from, to));
+                true
+            });
+            for (s, e) in reference(&text, min_len) {
+                assert!(seen.iter().any(|&(f, t)| f <= s && s < t), "run {s}..{e} of {text:?} not in a stretch {seen:?}");
+            }
+            let mut budget = 1 << 20;
+            let got: Vec<(usize, usize)> = segments(&text, min_len, &mut budget).iter().map(|g| (g.start, g.end)).collect();
+            let want: Vec<(usize, usize)> = reference(&text, min_len).into_iter().filter(|&(s, e)| decode_run(&text[s..e]).is_some()).collect();
+            assert_eq!(got, want, "{text:?} min_len {min_len}");
+        }
+    }
+
+    #[test]
+    fn a_short_run_with_padding_is_found_at_any_offset() {
+        // 14 characters and `==`: 16 with the padding (min_len 16).
+        let encoded = "am9obkBleC5pbw==";
+        assert_eq!(base64_decode(encoded).as_deref(), Some(&b"john@ex.io"[..]));
+        for pad in 0..16 {
+            let text = format!("{}{encoded} and more words", "w ".repeat(pad));
+            let mut budget = 1 << 20;
+            let segs = segments(&text, 16, &mut budget);
+            assert_eq!(segs.first().map(|s| s.decoded.as_str()), Some("john@ex.io"), "{text:?}");
+        }
     }
 
     #[test]

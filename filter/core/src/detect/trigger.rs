@@ -283,7 +283,7 @@ pub struct Triggers {
     /// The pair scan over every set without an automaton, and the anchor
     /// set each of its sets is.
     words: Option<(WordScan, Vec<usize>)>,
-    digit_rules: Vec<DigitRule>,
+    digit_windows: DigitWindows,
     at_window: Option<AtWindow>,
     always: bool,
 }
@@ -357,7 +357,7 @@ impl Triggers {
             .enumerate()
             .map(|(i, a)| if in_scan(i) { Ok(a) } else { a.with_automaton() })
             .collect::<Result<_, _>>()?;
-        Ok(Self { anchors, words, digit_rules, at_window, always })
+        Ok(Self { anchors, words, digit_windows: DigitWindows::build(&digit_rules), at_window, always })
     }
 
     /// Merged, sorted windows of `hay` where some pattern may match.
@@ -408,23 +408,66 @@ impl Triggers {
                 push_run(p, p + 1, w.back, w.fwd, &w.bytes, &w.needs);
             }
         }
-        if !self.digit_rules.is_empty() {
+        if !self.digit_windows.is_empty() {
             for c in clusters(b) {
-                // Every rule's window holds the cluster, so they merge into
-                // one: push their hull once.
-                let mut hull: Option<(usize, usize)> = None;
-                for r in &self.digit_rules {
-                    if c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before) {
-                        hull = Some(hull.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd))));
-                    }
-                }
-                if let Some((back, fwd)) = hull {
+                if let Some((back, fwd)) = self.digit_windows.reach(&c) {
                     push(c.start, c.end, back, fwd);
                 }
             }
         }
         out.extend(runs);
         merge(out)
+    }
+}
+
+/// The window a digit cluster opens, looked up rather than worked out
+/// rule by rule: every rule's window holds the cluster, so they merge into
+/// one, the hull of the rules the cluster meets. Counts past the largest
+/// any rule asks for meet the same rules, so they are capped.
+#[derive(Debug)]
+struct DigitWindows {
+    max_digits: usize,
+    max_dots: usize,
+    max_colons: usize,
+    /// `(back, fwd)` per capped (digits, dots, colons, letters before).
+    hulls: Vec<Option<(usize, usize)>>,
+}
+
+impl DigitWindows {
+    fn build(rules: &[DigitRule]) -> Self {
+        let max_digits = rules.iter().map(|r| r.min).max().unwrap_or(0);
+        let max_dots = rules.iter().map(|r| r.dots).max().unwrap_or(0);
+        let max_colons = rules.iter().map(|r| r.colons).max().unwrap_or(0);
+        let mut hulls = Vec::new();
+        if !rules.is_empty() {
+            for digits in 0..=max_digits {
+                for dots in 0..=max_dots {
+                    for colons in 0..=max_colons {
+                        for letters_before in [false, true] {
+                            let met = rules.iter().filter(|r| {
+                                digits >= r.min && dots >= r.dots && colons >= r.colons && (!r.letters_before || letters_before)
+                            });
+                            hulls.push(met.fold(None, |hull: Option<(usize, usize)>, r| {
+                                Some(hull.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd))))
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        Self { max_digits, max_dots, max_colons, hulls }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.hulls.is_empty()
+    }
+
+    fn reach(&self, c: &Cluster) -> Option<(usize, usize)> {
+        let digits = c.digits.min(self.max_digits);
+        let dots = c.dots.min(self.max_dots);
+        let colons = c.colons.min(self.max_colons);
+        let at = ((digits * (self.max_dots + 1) + dots) * (self.max_colons + 1) + colons) * 2 + usize::from(c.letters_before);
+        self.hulls.get(at).copied().flatten()
     }
 }
 
@@ -526,6 +569,33 @@ mod tests {
     /// A reach with no byte restriction: windows are the plain bounds.
     fn reach(trigger: Trigger, back: usize, fwd: usize) -> Reach {
         Reach { trigger, back, fwd, bytes: ByteSet::ALL, needs: Vec::new() }
+    }
+
+    /// The looked-up window of a digit cluster is the hull of the rules it
+    /// meets, worked out rule by rule, for every count up to past the caps.
+    #[test]
+    fn digit_windows_are_the_hull_of_the_rules_met() {
+        let rule = |min, dots, colons, letters_before, back, fwd| DigitRule { min, dots, colons, letters_before, back, fwd };
+        let rules = [rule(8, 0, 0, false, 2, 4), rule(12, 0, 0, false, 0, 1), rule(2, 0, 0, true, 3, 50), rule(4, 3, 0, false, 0, 1), rule(1, 0, 2, false, 40, 40)];
+        let table = DigitWindows::build(&rules);
+        let mut met_some = 0;
+        for digits in 0..16 {
+            for dots in 0..6 {
+                for colons in 0..4 {
+                    for letters_before in [false, true] {
+                        let c = Cluster { start: 0, end: 0, digits, dots, colons, letters_before };
+                        let want = rules
+                            .iter()
+                            .filter(|r| c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before))
+                            .fold(None, |h: Option<(usize, usize)>, r| Some(h.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd)))));
+                        assert_eq!(table.reach(&c), want, "{c:?}");
+                        met_some += usize::from(want.is_some());
+                    }
+                }
+            }
+        }
+        assert!(met_some > 0);
+        assert!(DigitWindows::build(&[]).is_empty());
     }
 
     /// The whole catalogue's triggers open the same windows whether token

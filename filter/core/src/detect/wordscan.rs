@@ -4,28 +4,30 @@
 //! table walk per byte. (Natively aho-corasick skips ahead with its SIMD
 //! "Teddy" prefilter; in wasm it has none and walks every byte.)
 //!
-//! Keys start with common letters, so no single-byte prefilter helps; but
-//! few *pairs* of bytes start or continue a key. Every key of three bytes or
-//! more covers a whole pair at an even offset: its first two bytes (it starts
-//! there) or its second and third (it starts one byte before). A two-byte key
-//! starting at an odd offset covers only the first byte of the pair after its
-//! start, so that pair is marked for every byte that can follow. One table
-//! lookup per two bytes of text rejects almost every pair; where one hits,
-//! the third byte is checked, then the keys that share the first pair. Starts
-//! are tried left to right and the longest key wins; starts inside it are
-//! skipped: exactly leftmost-longest, non-overlapping. Several key sets share
-//! the pair table (two flag bits each), so both the token prefixes and the
-//! context words cost one pass.
+//! Keys start with common letters, so no single-byte prefilter helps, and
+//! one pair in six of English prose starts or continues some key ("re",
+//! "te", "se"). Three bytes tell far more: a key starting at `i` has its
+//! first two bytes at `i` and its second and third at `i + 1`, and only
+//! about one offset in ninety of prose has both. So one table, indexed by
+//! a raw byte pair, holds two flags per key set: [`FIRST`] (the pair can be
+//! a key's first two bytes) and [`SECOND`] (its second and third; for a
+//! two-byte key, its second byte and anything). The scan looks up the pair
+//! at every offset, eight offsets at a time without a branch, and only
+//! where a pair's `FIRST` meets the next pair's `SECOND` compares keys.
+//! Starts are tried left to right and the longest key wins; starts inside
+//! it are skipped: exactly leftmost-longest, non-overlapping. Several key
+//! sets share the table, so the token prefixes and the context words cost
+//! one pass.
 
 /// Up to [`MAX_SETS`] key sets, each searched on its own (its matches do
 /// not hide another set's), in one pass over the text: a pair is looked
 /// up once for all of them.
 #[derive(Debug)]
 pub struct WordScan {
-    /// Per raw byte pair at an even offset, two bits per set: [`FIRST`]
-    /// when it can be a key's first two bytes, [`SECOND`] when it can start
-    /// at the byte before.
-    even: Box<[u8; 1 << 16]>,
+    /// Per raw byte pair, two bits per set: [`FIRST`] when it can be a
+    /// key's first two bytes, [`SECOND`] when it can be its second and
+    /// third (for a two-byte key: its second and any byte).
+    pair_flags: Box<[u8; 1 << 16]>,
     sets: Vec<KeySet>,
 }
 
@@ -34,6 +36,8 @@ pub const MAX_SETS: usize = 4;
 
 const FIRST: u8 = 1;
 const SECOND: u8 = 2;
+/// The [`FIRST`] bit of every set.
+const FIRST_BITS: u8 = 0b0101_0101;
 
 /// One key set: its keys, grouped by their first pair.
 #[derive(Debug)]
@@ -44,15 +48,14 @@ struct KeySet {
     buckets: Vec<Bucket>,
     keys: Vec<Vec<u8>>,
     fold_case: bool,
-    /// Some key is two bytes long: it can end the text at an odd start.
-    short_keys: bool,
 }
 
 /// The keys that share a first pair.
 #[derive(Debug, Default)]
 struct Bucket {
-    /// Raw third bytes any of them can continue with: most pair hits in
-    /// prose ("re", "te", "to") fail here, before any comparison.
+    /// Raw third bytes any of them can continue with: a start the flags
+    /// let through for one key's first pair and another's second ("bef"
+    /// from "bearer" and "ref") fails here, before any comparison.
     third: [u64; 4],
     /// One of them is the pair itself: any third byte, or none, will do.
     whole_pair: bool,
@@ -81,13 +84,13 @@ impl WordScan {
         if sets.len() > MAX_SETS {
             return None;
         }
-        let mut even: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].into_boxed_slice().try_into().ok()?;
+        let mut pair_flags: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].into_boxed_slice().try_into().ok()?;
         let built = sets
             .iter()
             .enumerate()
-            .map(|(i, (keys, fold))| KeySet::build(keys, *fold, &mut even, 2 * i as u32))
+            .map(|(i, (keys, fold))| KeySet::build(keys, *fold, &mut pair_flags, 2 * i as u32))
             .collect::<Option<Vec<_>>>()?;
-        Some(Self { even, sets: built })
+        Some(Self { pair_flags, sets: built })
     }
 
     /// Whether a set of these keys can be scanned: every key has a pair.
@@ -100,11 +103,14 @@ impl WordScan {
         self.sets.len()
     }
 
-    fn flags(&self, hay: &[u8], p: usize) -> u8 {
-        hay.get(p..p + 2).map_or(0, |c| match c {
-            [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)],
-            _ => 0,
-        })
+    fn flags(&self, x: u8, y: u8) -> u8 {
+        self.pair_flags[usize::from(u16::from(x) | u16::from(y) << 8)]
+    }
+
+    /// Per set, a bit at `2 * set` when a key of the set can start at the
+    /// pair with flags `here`, followed by the pair with flags `next`.
+    fn starts(here: u8, next: u8) -> u8 {
+        here & (next >> 1) & FIRST_BITS
     }
 
     /// Calls `hit(set, start, key index)` for each match of each set, left
@@ -112,66 +118,65 @@ impl WordScan {
     pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
         // Per set, keys may start at `from` or later.
         let mut from = [0usize; MAX_SETS];
-        // `p`: an even offset. It moves on by one pair whatever matched: a
-        // pair inside one set's match may still start another set's.
-        let mut p = 0;
-        while let Some(rest) = hay.get(p..) {
-            let found = rest.chunks_exact(2).position(|c| match c {
-                [x, y] => self.even[usize::from(u16::from(*x) | u16::from(*y) << 8)] != 0,
-                _ => false,
-            });
-            let Some(off) = found else {
-                break;
-            };
-            p += 2 * off;
-            // Most hits are one set's; sets with no flag here are skipped.
-            let mut flags = self.flags(hay, p);
-            for (i, (set, from)) in self.sets.iter().zip(from.iter_mut()).enumerate() {
-                if flags == 0 {
-                    break;
+        let mut try_at = |i: usize, mut starts: u8| {
+            for (set, (keys, from)) in self.sets.iter().zip(from.iter_mut()).enumerate() {
+                if starts & FIRST != 0 && i >= *from {
+                    if let Some((k, len)) = keys.word_at(hay, i) {
+                        hit(set, i, k);
+                        *from = i + len;
+                    }
                 }
-                let f = flags & (FIRST | SECOND);
-                flags >>= 2;
-                if f == 0 {
-                    continue;
-                }
-                // A start at the odd offset before the pair comes first. The
-                // flags of the pairs around a start already rule out most
-                // false starts before a bucket lookup: a key's first two bytes
-                // are some key's first pair, its second and third some key's.
-                let shift = 2 * i;
-                let before = p.checked_sub(1).filter(|&s| f & SECOND != 0 && s >= *from && self.flags(hay, s) >> shift & FIRST != 0);
-                let at = Some(p).filter(|&s| f & FIRST != 0 && s >= *from && (s + 2 >= hay.len() || self.flags(hay, s + 1) >> shift & SECOND != 0));
-                if let Some((s, (k, len))) = before.into_iter().chain(at).find_map(|s| set.word_at(hay, s).map(|m| (s, m))) {
-                    hit(i, s, k);
-                    *from = s + len;
-                }
+                starts >>= 2;
             }
-            p += 2;
-        }
-        // A two-byte key at the odd offset just before the end leaves its
-        // second byte alone in a last, half pair, which the loop skips.
-        if hay.len() % 2 == 1 {
-            let last = hay.len().saturating_sub(2);
-            for (i, (set, from)) in self.sets.iter().zip(from).enumerate() {
-                if set.short_keys && last >= from && last % 2 == 1 {
-                    if let Some((k, _)) = set.word_at(hay, last) {
-                        hit(i, last, k);
+        };
+        // Eight offsets at a time: nine pairs, and a branch only where some
+        // offset may start a key (about one block in twelve of prose).
+        let mut i = 0;
+        while let Some(block) = hay.get(i..i + 10).and_then(|b| <&[u8; 10]>::try_from(b).ok()) {
+            let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9] = *block;
+            let f = [
+                self.flags(b0, b1),
+                self.flags(b1, b2),
+                self.flags(b2, b3),
+                self.flags(b3, b4),
+                self.flags(b4, b5),
+                self.flags(b5, b6),
+                self.flags(b6, b7),
+                self.flags(b7, b8),
+                self.flags(b8, b9),
+            ];
+            let [f0, f1, f2, f3, f4, f5, f6, f7, f8] = f;
+            let any = (f0 & f1 >> 1) | (f1 & f2 >> 1) | (f2 & f3 >> 1) | (f3 & f4 >> 1) | (f4 & f5 >> 1) | (f5 & f6 >> 1) | (f6 & f7 >> 1) | (f7 & f8 >> 1);
+            if any & FIRST_BITS != 0 {
+                for k in 0..8 {
+                    let starts = Self::starts(f[k], f[k + 1]);
+                    if starts != 0 {
+                        try_at(i + k, starts);
                     }
                 }
             }
+            i += 8;
+        }
+        // The tail, one offset at a time; a pair at the very end has no
+        // next pair, and only a two-byte key can end there.
+        while let (Some(&x), Some(&y)) = (hay.get(i), hay.get(i + 1)) {
+            let next = hay.get(i + 2).map_or(u8::MAX, |&z| self.flags(y, z));
+            let starts = Self::starts(self.flags(x, y), next);
+            if starts != 0 {
+                try_at(i, starts);
+            }
+            i += 1;
         }
     }
 }
 
 impl KeySet {
-    /// Marks the set's pairs in `even` with its flags shifted by `shift`.
-    fn build(keys: &[String], fold_case: bool, even: &mut [u8; 1 << 16], shift: u32) -> Option<Self> {
+    /// Marks the set's pairs in `flags` with its flags shifted by `shift`.
+    fn build(keys: &[String], fold_case: bool, flags: &mut [u8; 1 << 16], shift: u32) -> Option<Self> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
         let forms = |b: u8| if fold_case { case_forms(b) } else { vec![b] };
         let mut pairs: Box<[u16; 1 << 16]> = vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
         let mut buckets: Vec<Bucket> = Vec::new();
-        let mut short_keys = false;
         for (i, k) in keys.iter().enumerate() {
             let (&a, &b) = (k.first()?, k.get(1)?);
             let third = k.get(2).copied();
@@ -183,12 +188,12 @@ impl KeySet {
             };
             for x in forms(a) {
                 for y in forms(b) {
-                    *even.get_mut(usize::from(x) | usize::from(y) << 8)? |= FIRST << shift;
+                    *flags.get_mut(usize::from(x) | usize::from(y) << 8)? |= FIRST << shift;
                 }
             }
             for y in forms(b) {
                 for &z in &next {
-                    *even.get_mut(usize::from(y) | usize::from(z) << 8)? |= SECOND << shift;
+                    *flags.get_mut(usize::from(y) | usize::from(z) << 8)? |= SECOND << shift;
                 }
             }
             for x in forms(a) {
@@ -212,12 +217,11 @@ impl KeySet {
                     }
                 }
             }
-            short_keys |= third.is_none();
         }
         for b in &mut buckets {
             b.keys.sort_by_key(|&i| std::cmp::Reverse(keys.get(i).map_or(0, Vec::len)));
         }
-        Some(Self { pairs, buckets, keys, fold_case, short_keys })
+        Some(Self { pairs, buckets, keys, fold_case })
     }
 
     fn slot(&self, x: u8, y: u8) -> u16 {
