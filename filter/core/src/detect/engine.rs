@@ -1,19 +1,23 @@
 //! A policy's compiled detectors, and the per-text scan.
 //!
-//! Scan in two passes. The first runs one multi-pattern lazy DFA over the
-//! text and only answers *which* patterns occur (overlapping semantics, so
-//! no pattern hides another). The second runs the few patterns that occur,
-//! each with its own prefiltered engine, to get exact spans and capture
-//! groups, which validators then confirm. On prose with no findings the
-//! cost is the first pass alone.
+//! The triggers ([`super::trigger`]) pick the windows worth a regex and
+//! name the patterns that opened each. A window opened for a few patterns
+//! runs each of them; one opened for many (a digit cluster can be a card,
+//! a phone number, an SSN...) first asks one multi-pattern lazy DFA
+//! *which* of them occur (overlapping semantics, so no pattern hides
+//! another). Each pattern that runs finds exact spans and, for a value
+//! group, captures ([`super::capture`]), which validators then confirm. On
+//! prose with no findings the cost is the trigger scan alone.
 
 use std::collections::BTreeMap;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::util::captures::Captures;
+use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input, MatchKind, PatternSet};
 
 use super::actions::{mask, Action, ActionSpec, DetectorSetting, SettingOptions};
+use super::capture::Relaxed;
 use super::catalogue::{ascii_boundaries, Category, Trigger, BUILTINS};
 use super::custom::{self, meta_config};
 use super::decode;
@@ -22,7 +26,7 @@ use super::keywords::{self, KeywordPattern};
 use super::normalize::{normalize, normalize_word, NormalizeConfig};
 use super::session::ScanSession;
 use super::stream::{Hold, HoldInputs, StreamStep};
-use super::trigger::{ByteSet, Reach, Triggers};
+use super::trigger::{pattern_bit, ByteSet, Reach, Triggers, Window};
 use super::validate::Validator;
 use super::DetectorsConfig;
 use crate::config_error::{join, ConfigError};
@@ -38,6 +42,9 @@ pub enum Processed {
     Blocked { detector_id: String },
 }
 
+/// Most patterns a window may be opened for and still be searched pattern
+/// by pattern, without the union's pass first.
+const DIRECT_SEARCHES: u32 = 3;
 /// Hex digits of fingerprints in records and `hash` placeholders.
 const FINGERPRINT_HEX: usize = 16;
 const HASH_PLACEHOLDER_HEX: usize = 12;
@@ -68,6 +75,8 @@ struct Pattern {
     detector: usize,
     regex: meta::Regex,
     group: usize,
+    /// `regex` with its large bounds dropped, to find `group` on short spans.
+    relaxed: Option<Relaxed>,
     /// Every byte a match can hold: a match that ends at a window's end
     /// can only go on past it if the next byte is one of them.
     bytes: ByteSet,
@@ -304,7 +313,8 @@ impl PolicyEngine {
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         let (bytes, needs) = ByteSet::reach_of(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
-                        engine.patterns.push(Pattern { detector: index, regex, group: p.group, bytes });
+                        let relaxed = if p.group > 0 { Relaxed::build(&src, &syntax::Config::new(), meta_config().auto_prefilter(false)) } else { None };
+                        engine.patterns.push(Pattern { detector: index, regex, group: p.group, relaxed, bytes });
                         triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs });
                         union_sources.push(src);
                         union_case_insensitive.push(false);
@@ -314,7 +324,12 @@ impl PolicyEngine {
                 Source::Custom(i, c) => {
                     let cpath = format!("detectors.custom[{i}]");
                     let (regex, validator) = custom::validate(c, &cpath)?;
-                    engine.patterns.push(Pattern { detector: index, regex, group: c.group, bytes: ByteSet::ALL });
+                    let relaxed = if c.group > 0 {
+                        Relaxed::build(&c.pattern, &syntax::Config::new().case_insensitive(c.case_insensitive), meta_config())
+                    } else {
+                        None
+                    };
+                    engine.patterns.push(Pattern { detector: index, regex, group: c.group, relaxed, bytes: ByteSet::ALL });
                     triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL, needs: Vec::new() });
                     union_sources.push(c.pattern.clone());
                     union_case_insensitive.push(c.case_insensitive);
@@ -534,22 +549,33 @@ impl PolicyEngine {
             let mut set = PatternSet::new(union.pattern_len());
             // Reused across windows: one capture buffer per pattern (sized
             // at the first window: most texts open none), one span list.
-            let mut caps: Vec<Option<Captures>> = Vec::new();
+            let mut caps: Vec<CaptureBuffers> = Vec::new();
             let mut spans = Vec::new();
-            for (ws, we) in self.triggers.windows(hay) {
-                set.clear();
-                union.which_overlapping_matches(&Input::new(hay).span(ws..we), &mut set);
-                for pid in set.iter() {
-                    let Some(p) = self.patterns.get(pid.as_usize()) else {
+            let mut todo: Vec<usize> = Vec::new();
+            for Window { start: ws, end: we, patterns: opened } in self.triggers.windows(hay) {
+                // A failing search for one pattern costs a fraction of the
+                // union's "which occur" pass: a window opened for a few
+                // patterns searches each; one opened for many asks the union
+                // first. Either way only the patterns that opened it.
+                todo.clear();
+                if opened.count_ones() <= DIRECT_SEARCHES {
+                    todo.extend((0..self.patterns.len()).filter(|&i| opened & pattern_bit(i) != 0));
+                } else {
+                    set.clear();
+                    union.which_overlapping_matches(&Input::new(hay).span(ws..we), &mut set);
+                    todo.extend(set.iter().map(|pid| pid.as_usize()).filter(|&i| opened & pattern_bit(i) != 0));
+                }
+                for &pid in &todo {
+                    let Some(p) = self.patterns.get(pid) else {
                         continue;
                     };
                     let Some(det) = self.detectors.get(p.detector) else {
                         continue;
                     };
                     if caps.is_empty() {
-                        caps.resize_with(self.patterns.len(), || None);
+                        caps.resize_with(self.patterns.len(), CaptureBuffers::default);
                     }
-                    let Some(caps) = caps.get_mut(pid.as_usize()) else {
+                    let Some(caps) = caps.get_mut(pid) else {
                         continue;
                     };
                     spans.clear();
@@ -717,7 +743,7 @@ fn matches_in(
     hay: &str,
     ws: usize,
     wend: usize,
-    caps: &mut Option<Captures>,
+    caps: &mut CaptureBuffers,
     out: &mut Vec<(usize, usize)>,
     confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
 ) {
@@ -736,13 +762,7 @@ fn matches_in(
             let full = Input::new(hay).range(m.start()..).anchored(Anchored::Yes);
             end = p.regex.search(&full).map_or(m.end(), |f| f.end());
         }
-        let value = if p.group == 0 {
-            Some((m.start(), end))
-        } else {
-            let caps = caps.get_or_insert_with(|| p.regex.create_captures());
-            p.regex.search_captures(&Input::new(hay).range(m.start()..end).anchored(Anchored::Yes), caps);
-            caps.get_group(p.group).map(|g| (g.start, g.end))
-        };
+        let value = if p.group == 0 { Some((m.start(), end)) } else { value_group(p, hay, m.start(), end, caps) };
         let confirmed = value.and_then(|(s, e)| confirm(s, e));
         match confirmed {
             Some(span) => {
@@ -756,6 +776,25 @@ fn matches_in(
             None => at = if end > m.start() { end } else { m.start() + 1 },
         }
     }
+}
+
+/// Capture buffers of one pattern: for its relaxed regex and for its own.
+#[derive(Default)]
+struct CaptureBuffers {
+    relaxed: Option<Captures>,
+    strict: Option<Captures>,
+}
+
+/// The span of `p`'s value group in its match `[start, end)`, with the
+/// relaxed regex where it captures the same.
+fn value_group(p: &Pattern, hay: &str, start: usize, end: usize, caps: &mut CaptureBuffers) -> Option<(usize, usize)> {
+    let (regex, caps) = match p.relaxed.as_ref().and_then(|r| r.for_span(end - start)) {
+        Some(relaxed) => (relaxed, &mut caps.relaxed),
+        None => (&p.regex, &mut caps.strict),
+    };
+    let caps = caps.get_or_insert_with(|| regex.create_captures());
+    regex.search_captures(&Input::new(hay).range(start..end).anchored(Anchored::Yes), caps);
+    caps.get_group(p.group).map(|g| (g.start, g.end))
 }
 
 /// Keeps, among overlapping candidates, the most specific one (lowest

@@ -16,6 +16,7 @@
 //! - [`validate`]: checksum, range and entropy validators.
 //! - [`keywords`], [`custom`]: operator-defined detectors from config.
 //! - [`actions`]: what a finding turns into (mask, placeholder, ...).
+//! - [`capture`]: value groups found with a smaller NFA where exact.
 //! - [`session`]: per-request state (placeholder numbering, token vault).
 //! - [`stream`]: what an incremental scan of a streamed text holds back.
 //! - [`trigger`]: the prefilter that picks the windows worth a regex.
@@ -25,6 +26,7 @@
 use serde::Deserialize;
 
 pub mod actions;
+pub mod capture;
 pub mod catalogue;
 pub mod custom;
 pub mod decode;

@@ -193,6 +193,7 @@ pub struct Reach {
 
 #[derive(Debug, Clone, Copy)]
 struct DigitRule {
+    patterns: u64,
     min: usize,
     dots: usize,
     colons: usize,
@@ -205,6 +206,7 @@ struct DigitRule {
 /// for literals (the automaton itself is case-insensitive).
 #[derive(Debug, Clone)]
 struct Entry {
+    patterns: u64,
     /// Where the literal sits inside the automaton pattern that contains it.
     offset: usize,
     literal: String,
@@ -288,10 +290,26 @@ pub struct Triggers {
     always: bool,
 }
 
+/// A stretch of text where some pattern may match, and which: bit `i` of
+/// `patterns` is the `i`-th pattern given to [`Triggers::build`]. A pattern
+/// past the 64th sets every bit (see [`pattern_bit`]), which says "any".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: usize,
+    pub end: usize,
+    pub patterns: u64,
+}
+
+/// Pattern `i`'s bit in [`Window::patterns`]; all of them past the 64th.
+pub fn pattern_bit(i: usize) -> u64 {
+    u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)).unwrap_or(u64::MAX)
+}
+
 /// The reach of every pattern triggered by `@`, merged: the largest
 /// bounds, the union of their bytes, the union of their needs, pairwise.
 #[derive(Debug, Clone, Copy)]
 struct AtWindow {
+    patterns: u64,
     back: usize,
     fwd: usize,
     bytes: ByteSet,
@@ -310,26 +328,28 @@ impl Triggers {
         let mut digit_rules = Vec::new();
         let mut at_window: Option<AtWindow> = None;
         let mut always = false;
-        for Reach { trigger, back, fwd, bytes, needs } in patterns {
+        for (index, Reach { trigger, back, fwd, bytes, needs }) in patterns.iter().enumerate() {
             let (trigger, back, fwd, bytes) = (*trigger, *back, *fwd, *bytes);
+            let patterns = pattern_bit(index);
             match trigger {
                 Trigger::Literal(list) | Trigger::Word(list) => {
                     let case_sensitive = matches!(trigger, Trigger::Literal(_));
                     for l in list.iter().filter(|l| !l.is_empty()) {
                         let needs = ByteSet::telling(needs, l.as_bytes());
-                        own.push(Entry { offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes, needs });
+                        own.push(Entry { patterns, offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes, needs });
                     }
                 }
                 // A cluster's separators need not be in a match: its window
                 // keeps the plain bound.
                 Trigger::Digits { min, dots, colons, letters_before } => {
-                    digit_rules.push(DigitRule { min, dots, colons, letters_before, back, fwd });
+                    digit_rules.push(DigitRule { patterns, min, dots, colons, letters_before, back, fwd });
                 }
                 Trigger::At => {
                     let needs = ByteSet::telling(needs, b"@");
                     at_window = Some(match at_window {
-                        None => AtWindow { back, fwd, bytes, needs },
+                        None => AtWindow { patterns, back, fwd, bytes, needs },
                         Some(w) => AtWindow {
+                            patterns: w.patterns | patterns,
                             back: w.back.max(back),
                             fwd: w.fwd.max(fwd),
                             bytes: w.bytes.union(bytes),
@@ -360,26 +380,27 @@ impl Triggers {
         Ok(Self { anchors, words, digit_windows: DigitWindows::build(&digit_rules), at_window, always })
     }
 
-    /// Merged, sorted windows of `hay` where some pattern may match.
-    pub fn windows(&self, hay: &str) -> Vec<(usize, usize)> {
+    /// Merged, sorted windows of `hay` where some pattern may match, each
+    /// with the patterns whose triggers opened it.
+    pub fn windows(&self, hay: &str) -> Vec<Window> {
         let len = hay.len();
         if self.always {
-            return vec![(0, len)];
+            return vec![Window { start: 0, end: len, patterns: u64::MAX }];
         }
         let b = hay.as_bytes();
-        let mut out: Vec<(usize, usize)> = Vec::new();
-        let mut push = |at: usize, end: usize, back: usize, fwd: usize| {
-            out.push((at.saturating_sub(back), end.saturating_add(fwd).min(len)));
+        let mut out: Vec<Window> = Vec::new();
+        let mut push = |at: usize, end: usize, back: usize, fwd: usize, patterns: u64| {
+            out.push(Window { start: at.saturating_sub(back), end: end.saturating_add(fwd).min(len), patterns });
         };
         // A match holds its trigger `[at, end)`, lies within the bound and
         // holds only its pattern's bytes: it lies within their run.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut runs: Vec<Window> = Vec::new();
         // A run without a byte the pattern needs holds no match: no window.
-        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet, needs: &[ByteSet; 2]| {
+        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet, needs: &[ByteSet; 2], patterns: u64| {
             let (from, to) = bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len));
             let run = b.get(from..to).unwrap_or_default();
             if needs.iter().all(|n| n.any_in(run)) {
-                runs.push((from, to));
+                runs.push(Window { start: from, end: to, patterns });
             }
         };
         let mut hit = |a: &Anchors, start: usize, key: usize| {
@@ -388,7 +409,7 @@ impl Triggers {
                 if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
                     continue;
                 }
-                push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs);
+                push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs, e.patterns);
             }
         };
         if let Some((words, sets)) = &self.words {
@@ -405,13 +426,13 @@ impl Triggers {
         }
         if let Some(w) = &self.at_window {
             for p in memchr::memchr_iter(b'@', b) {
-                push_run(p, p + 1, w.back, w.fwd, &w.bytes, &w.needs);
+                push_run(p, p + 1, w.back, w.fwd, &w.bytes, &w.needs, w.patterns);
             }
         }
         if !self.digit_windows.is_empty() {
             for c in clusters(b) {
-                if let Some((back, fwd)) = self.digit_windows.reach(&c) {
-                    push(c.start, c.end, back, fwd);
+                if let Some((back, fwd, patterns)) = self.digit_windows.reach(&c) {
+                    push(c.start, c.end, back, fwd, patterns);
                 }
             }
         }
@@ -429,8 +450,9 @@ struct DigitWindows {
     max_digits: usize,
     max_dots: usize,
     max_colons: usize,
-    /// `(back, fwd)` per capped (digits, dots, colons, letters before).
-    hulls: Vec<Option<(usize, usize)>>,
+    /// `(back, fwd, patterns)` per capped (digits, dots, colons, letters
+    /// before).
+    hulls: Vec<Option<(usize, usize, u64)>>,
 }
 
 impl DigitWindows {
@@ -447,8 +469,8 @@ impl DigitWindows {
                             let met = rules.iter().filter(|r| {
                                 digits >= r.min && dots >= r.dots && colons >= r.colons && (!r.letters_before || letters_before)
                             });
-                            hulls.push(met.fold(None, |hull: Option<(usize, usize)>, r| {
-                                Some(hull.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd))))
+                            hulls.push(met.fold(None, |hull: Option<(usize, usize, u64)>, r| {
+                                Some(hull.map_or((r.back, r.fwd, r.patterns), |(b, f, p)| (b.max(r.back), f.max(r.fwd), p | r.patterns)))
                             }));
                         }
                     }
@@ -462,7 +484,7 @@ impl DigitWindows {
         self.hulls.is_empty()
     }
 
-    fn reach(&self, c: &Cluster) -> Option<(usize, usize)> {
+    fn reach(&self, c: &Cluster) -> Option<(usize, usize, u64)> {
         let digits = c.digits.min(self.max_digits);
         let dots = c.dots.min(self.max_dots);
         let colons = c.colons.min(self.max_colons);
@@ -471,15 +493,18 @@ impl DigitWindows {
     }
 }
 
-fn merge(mut windows: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+fn merge(mut windows: Vec<Window>) -> Vec<Window> {
     // Ends of windows with the same start need no order: the merge keeps
     // the largest.
-    windows.sort_unstable_by_key(|w| w.0);
-    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
-    for (s, e) in windows {
+    windows.sort_unstable_by_key(|w| w.start);
+    let mut merged: Vec<Window> = Vec::with_capacity(windows.len());
+    for w in windows {
         match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
+            Some(last) if w.start <= last.end => {
+                last.end = last.end.max(w.end);
+                last.patterns |= w.patterns;
+            }
+            _ => merged.push(w),
         }
     }
     merged
@@ -566,6 +591,11 @@ pub fn clusters(b: &[u8]) -> Vec<Cluster> {
 mod tests {
     use super::*;
 
+    /// Where the windows of `hay` are, without their patterns.
+    fn spans(t: &Triggers, hay: &str) -> Vec<(usize, usize)> {
+        t.windows(hay).into_iter().map(|w| (w.start, w.end)).collect()
+    }
+
     /// A reach with no byte restriction: windows are the plain bounds.
     fn reach(trigger: Trigger, back: usize, fwd: usize) -> Reach {
         Reach { trigger, back, fwd, bytes: ByteSet::ALL, needs: Vec::new() }
@@ -575,8 +605,14 @@ mod tests {
     /// meets, worked out rule by rule, for every count up to past the caps.
     #[test]
     fn digit_windows_are_the_hull_of_the_rules_met() {
-        let rule = |min, dots, colons, letters_before, back, fwd| DigitRule { min, dots, colons, letters_before, back, fwd };
-        let rules = [rule(8, 0, 0, false, 2, 4), rule(12, 0, 0, false, 0, 1), rule(2, 0, 0, true, 3, 50), rule(4, 3, 0, false, 0, 1), rule(1, 0, 2, false, 40, 40)];
+        let rule = |patterns, min, dots, colons, letters_before, back, fwd| DigitRule { patterns, min, dots, colons, letters_before, back, fwd };
+        let rules = [
+            rule(1, 8, 0, 0, false, 2, 4),
+            rule(2, 12, 0, 0, false, 0, 1),
+            rule(4, 2, 0, 0, true, 3, 50),
+            rule(8, 4, 3, 0, false, 0, 1),
+            rule(16 | 32, 1, 0, 2, false, 40, 40),
+        ];
         let table = DigitWindows::build(&rules);
         let mut met_some = 0;
         for digits in 0..16 {
@@ -587,7 +623,9 @@ mod tests {
                         let want = rules
                             .iter()
                             .filter(|r| c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before))
-                            .fold(None, |h: Option<(usize, usize)>, r| Some(h.map_or((r.back, r.fwd), |(b, f)| (b.max(r.back), f.max(r.fwd)))));
+                            .fold(None, |h: Option<(usize, usize, u64)>, r| {
+                                Some(h.map_or((r.back, r.fwd, r.patterns), |(b, f, p)| (b.max(r.back), f.max(r.fwd), p | r.patterns)))
+                            });
                         assert_eq!(table.reach(&c), want, "{c:?}");
                         met_some += usize::from(want.is_some());
                     }
@@ -652,17 +690,17 @@ mod tests {
         let email = ByteSet::of_regex(r"[a-z.]+@[a-z.]+").unwrap();
         let t = Triggers::build(&[Reach { bytes: email, ..reach(Trigger::At, 64, 200) }]).unwrap();
         let text = "write to jane.doe@example.org, then wait";
-        assert_eq!(t.windows(text), vec![(9, 29)], "the address, not 64 bytes before and 200 after");
+        assert_eq!(spans(&t, text), vec![(9, 29)], "the address, not 64 bytes before and 200 after");
         // The plain bound still caps a run.
         let t = Triggers::build(&[Reach { bytes: email, ..reach(Trigger::At, 4, 3) }]).unwrap();
-        assert_eq!(t.windows(text), vec![(13, 20)]);
+        assert_eq!(spans(&t, text), vec![(13, 20)]);
         let key = ByteSet::of_regex(r"AKIA[A-Z2-7]{16}").unwrap();
         let t = Triggers::build(&[Reach { bytes: key, ..reach(Trigger::Literal(&["AKIA"]), 0, 24) }]).unwrap();
-        assert_eq!(t.windows("id=AKIAQ3EGRK5NW7XZLM4P, ok"), vec![(3, 23)]);
+        assert_eq!(spans(&t, "id=AKIAQ3EGRK5NW7XZLM4P, ok"), vec![(3, 23)]);
         // A trigger byte outside the set stops nothing: the window still
         // holds the trigger.
         let t = Triggers::build(&[Reach { bytes: ByteSet::EMPTY, ..reach(Trigger::Literal(&["AKIA"]), 2, 24) }]).unwrap();
-        assert_eq!(t.windows("x AKIA y"), vec![(2, 6)]);
+        assert_eq!(spans(&t, "x AKIA y"), vec![(2, 6)]);
     }
 
     #[test]
@@ -687,8 +725,8 @@ mod tests {
             ..reach(Trigger::Word(&["call"]), 0, 40)
         };
         let t = Triggers::build(&[r]).unwrap();
-        assert_eq!(t.windows("the on-call rotation changed"), vec![]);
-        assert_eq!(t.windows("call me at 415 555 0132."), vec![(0, 23)]);
+        assert_eq!(spans(&t, "the on-call rotation changed"), vec![]);
+        assert_eq!(spans(&t, "call me at 415 555 0132."), vec![(0, 23)]);
     }
 
     #[test]
@@ -723,14 +761,20 @@ mod tests {
     #[test]
     fn windows_merge_and_clamp() {
         let t = Triggers::build(&[reach(Trigger::Literal(&["AKIA"]), 2, 30), reach(Trigger::At, 10, 10)]).unwrap();
-        assert_eq!(t.windows("x AKIA y@z"), vec![(0, 10)]);
+        assert_eq!(spans(&t, "x AKIA y@z"), vec![(0, 10)]);
+        // A window names the patterns whose triggers opened it, merged ones all.
+        assert_eq!(t.windows("x AKIA y@z")[0].patterns, 0b11);
+        assert_eq!(t.windows(&format!("x AKIA{}y@z", " ".repeat(50))).iter().map(|w| w.patterns).collect::<Vec<_>>(), vec![0b01, 0b10]);
+        assert_eq!(t.windows("4111")[..], []);
+        assert_eq!((pattern_bit(0), pattern_bit(63), pattern_bit(64)), (1, 1 << 63, u64::MAX), "past the 64th: any");
         assert!(t.windows("x akia").is_empty(), "literals are case-sensitive");
         // A longer anchor hides a shorter one it contains; both open windows.
         let t = Triggers::build(&[reach(Trigger::Literal(&["sk-"]), 0, 5), reach(Trigger::Literal(&["sk-ant-"]), 0, 100)]).unwrap();
-        assert_eq!(t.windows("a sk-ant-x"), vec![(2, 10)]);
+        assert_eq!(spans(&t, "a sk-ant-x"), vec![(2, 10)]);
         let t = Triggers::build(&[reach(Trigger::Word(&["ant"]), 0, 1), reach(Trigger::Literal(&["sk-ant-"]), 0, 0)]).unwrap();
-        assert_eq!(t.windows("a SK-ANT-x"), vec![(5, 6)]);
+        assert_eq!(spans(&t, "a SK-ANT-x"), vec![(5, 6)]);
         assert!(t.windows("nothing here").is_empty());
-        assert_eq!(merge(vec![(5, 9), (0, 3), (2, 4), (9, 10)]), vec![(0, 4), (5, 10)]);
+        let w = |start, end, patterns| Window { start, end, patterns };
+        assert_eq!(merge(vec![w(5, 9, 1), w(0, 3, 2), w(2, 4, 4), w(9, 10, 8)]), vec![w(0, 4, 6), w(5, 10, 9)]);
     }
 }
