@@ -552,7 +552,7 @@ impl PolicyEngine {
             let mut caps: Vec<CaptureBuffers> = Vec::new();
             let mut spans = Vec::new();
             let mut todo: Vec<usize> = Vec::new();
-            for Window { start: ws, end: we, patterns: opened } in self.triggers.windows(hay) {
+            for Window { start: ws, end: we, patterns: opened, triggers_end } in self.triggers.windows(hay) {
                 // A failing search for one pattern costs a fraction of the
                 // union's "which occur" pass: a window opened for a few
                 // patterns searches each; one opened for many asks the union
@@ -579,7 +579,7 @@ impl PolicyEngine {
                         continue;
                     };
                     spans.clear();
-                    matches_in(p, hay, ws, we, caps, &mut spans, |s, e| self.confirm(det, hay, s, e));
+                    matches_in(p, hay, (ws, we, triggers_end), caps, &mut spans, |s, e| self.confirm(det, hay, s, e));
                     hits.extend(spans.iter().map(|&(s, e)| (p.detector, s, e, false, None)));
                 }
             }
@@ -732,7 +732,9 @@ impl PolicyEngine {
 const MAX_RETRIES: usize = 64;
 
 /// Appends to `out` the confirmed spans (the pattern's value group) of `p`
-/// within window `[ws, wend)` of `hay`. Look-around sees past the window;
+/// within window `[ws, wend)` of `hay`, starting before `triggers_end`
+/// (none starts later: see [`Window`]), so a window's last match is not
+/// followed by a search of the rest of it. Look-around sees past the window;
 /// a match that reaches the window end, where the next byte could be part
 /// of it, is searched again without the window, so a long token is never
 /// cut short. When `confirm` rejects a match, the search resumes one
@@ -741,8 +743,7 @@ const MAX_RETRIES: usize = 64;
 fn matches_in(
     p: &Pattern,
     hay: &str,
-    ws: usize,
-    wend: usize,
+    (ws, wend, triggers_end): (usize, usize, usize),
     caps: &mut CaptureBuffers,
     out: &mut Vec<(usize, usize)>,
     confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
@@ -751,7 +752,7 @@ fn matches_in(
     // group, and only over the span the DFAs already matched.
     let mut at = ws;
     let mut retries = 0;
-    while at <= wend {
+    while at <= wend && at < triggers_end {
         let input = Input::new(hay).span(at..wend);
         let Some(m) = p.regex.search(&input) else {
             break;

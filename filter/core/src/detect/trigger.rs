@@ -298,6 +298,10 @@ pub struct Window {
     pub start: usize,
     pub end: usize,
     pub patterns: u64,
+    /// Where the last trigger that opened it ends. A match holds its
+    /// trigger (a digit cluster: some of its digits), so none starts here
+    /// or later.
+    pub triggers_end: usize,
 }
 
 /// Pattern `i`'s bit in [`Window::patterns`]; all of them past the 64th.
@@ -385,12 +389,12 @@ impl Triggers {
     pub fn windows(&self, hay: &str) -> Vec<Window> {
         let len = hay.len();
         if self.always {
-            return vec![Window { start: 0, end: len, patterns: u64::MAX }];
+            return vec![Window { start: 0, end: len, patterns: u64::MAX, triggers_end: len }];
         }
         let b = hay.as_bytes();
         let mut out: Vec<Window> = Vec::new();
         let mut push = |at: usize, end: usize, back: usize, fwd: usize, patterns: u64| {
-            out.push(Window { start: at.saturating_sub(back), end: end.saturating_add(fwd).min(len), patterns });
+            out.push(Window { start: at.saturating_sub(back), end: end.saturating_add(fwd).min(len), patterns, triggers_end: end });
         };
         // A match holds its trigger `[at, end)`, lies within the bound and
         // holds only its pattern's bytes: it lies within their run.
@@ -400,7 +404,7 @@ impl Triggers {
             let (from, to) = bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len));
             let run = b.get(from..to).unwrap_or_default();
             if needs.iter().all(|n| n.any_in(run)) {
-                runs.push(Window { start: from, end: to, patterns });
+                runs.push(Window { start: from, end: to, patterns, triggers_end: end });
             }
         };
         let mut hit = |a: &Anchors, start: usize, key: usize| {
@@ -503,6 +507,7 @@ fn merge(mut windows: Vec<Window>) -> Vec<Window> {
             Some(last) if w.start <= last.end => {
                 last.end = last.end.max(w.end);
                 last.patterns |= w.patterns;
+                last.triggers_end = last.triggers_end.max(w.triggers_end);
             }
             _ => merged.push(w),
         }
@@ -764,6 +769,8 @@ mod tests {
         assert_eq!(spans(&t, "x AKIA y@z"), vec![(0, 10)]);
         // A window names the patterns whose triggers opened it, merged ones all.
         assert_eq!(t.windows("x AKIA y@z")[0].patterns, 0b11);
+        assert_eq!(t.windows("x AKIA y@z and more")[0].triggers_end, 9, "past the `@`");
+        assert_eq!(t.windows("x AKIA yz and more")[0].triggers_end, 6, "past `AKIA`");
         assert_eq!(t.windows(&format!("x AKIA{}y@z", " ".repeat(50))).iter().map(|w| w.patterns).collect::<Vec<_>>(), vec![0b01, 0b10]);
         assert_eq!(t.windows("4111")[..], []);
         assert_eq!((pattern_bit(0), pattern_bit(63), pattern_bit(64)), (1, 1 << 63, u64::MAX), "past the 64th: any");
@@ -774,7 +781,10 @@ mod tests {
         let t = Triggers::build(&[reach(Trigger::Word(&["ant"]), 0, 1), reach(Trigger::Literal(&["sk-ant-"]), 0, 0)]).unwrap();
         assert_eq!(spans(&t, "a SK-ANT-x"), vec![(5, 6)]);
         assert!(t.windows("nothing here").is_empty());
-        let w = |start, end, patterns| Window { start, end, patterns };
-        assert_eq!(merge(vec![w(5, 9, 1), w(0, 3, 2), w(2, 4, 4), w(9, 10, 8)]), vec![w(0, 4, 6), w(5, 10, 9)]);
+        let w = |start, end, patterns, triggers_end| Window { start, end, patterns, triggers_end };
+        assert_eq!(
+            merge(vec![w(5, 9, 1, 7), w(0, 3, 2, 2), w(2, 4, 4, 3), w(9, 10, 8, 10)]),
+            vec![w(0, 4, 6, 3), w(5, 10, 9, 10)]
+        );
     }
 }
