@@ -10,6 +10,7 @@
 //! prose with no findings the cost is the trigger scan alone.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::util::captures::Captures;
@@ -547,8 +548,9 @@ impl PolicyEngine {
 
         if let Some(union) = &self.union {
             let mut set = PatternSet::new(union.pattern_len());
-            // Reused across windows: one capture buffer per pattern (sized
-            // at the first window: most texts open none), one span list.
+            // Reused across windows: capture buffers per pattern (sized at
+            // the first window: most texts open none), one span list, one
+            // list of the patterns to run.
             let mut caps: Vec<CaptureBuffers> = Vec::new();
             let mut spans = Vec::new();
             let mut todo: Vec<usize> = Vec::new();
@@ -703,19 +705,20 @@ impl PolicyEngine {
                 continue;
             }
             let original = text.get(c.start..c.end).unwrap_or("");
-            let replacement = match det.spec.action {
-                Action::Mask if c.encoded => original.chars().map(|ch| if ch.is_alphanumeric() { det.spec.mask_char } else { ch }).collect(),
-                Action::Mask => mask(&c.value, &det.spec),
-                Action::Redact => session.redact_placeholder(&det.label, &c.value),
+            out.push_str(text.get(last..c.start).unwrap_or(""));
+            // Each replacement is written in place, not built apart first.
+            match det.spec.action {
+                Action::Mask if c.encoded => out.extend(original.chars().map(|ch| if ch.is_alphanumeric() { det.spec.mask_char } else { ch })),
+                Action::Mask => out.push_str(&mask(&c.value, &det.spec)),
+                Action::Redact => session.push_redact_placeholder(&mut out, &det.label, &c.value),
                 Action::Hash => {
                     let fp = self.key.as_ref().map(|k| k.fingerprint(&c.value, HASH_PLACEHOLDER_HEX)).unwrap_or_default();
-                    format!("[{}:{fp}]", det.label)
+                    let _ = write!(out, "[{}:{fp}]", det.label);
                 }
-                Action::Tokenize => session.token_placeholder(&det.label, &c.value, original),
-                Action::Allow | Action::Log | Action::Block => continue,
-            };
-            out.push_str(text.get(last..c.start).unwrap_or(""));
-            out.push_str(&replacement);
+                Action::Tokenize => out.push_str(&session.token_placeholder(&det.label, &c.value, original)),
+                // Not reached (`rewrites()` above): the text stays.
+                Action::Allow | Action::Log | Action::Block => out.push_str(original),
+            }
             last = c.end;
             changed = true;
         }
@@ -811,6 +814,9 @@ fn resolve_overlaps<'c>(found: &'c [Candidate], detectors: &[Detector]) -> Vec<&
     let mut by_start: Vec<(usize, &Candidate)> = found.iter().enumerate().collect();
     by_start.sort_unstable_by_key(|&(i, c)| (c.start, i));
     let mut kept: Vec<&Candidate> = Vec::with_capacity(by_start.len());
+    // Reused by every cluster of more than one.
+    let mut order: Vec<(usize, &Candidate)> = Vec::new();
+    let mut accepted: Vec<&Candidate> = Vec::new();
     let mut rest = by_start.as_slice();
     while let Some(((_, first), _)) = rest.split_first() {
         // The cluster: every later candidate that starts before the
@@ -826,7 +832,8 @@ fn resolve_overlaps<'c>(found: &'c [Candidate], detectors: &[Detector]) -> Vec<&
             kept.push(only);
             continue;
         }
-        let mut order = cluster.to_vec();
+        order.clear();
+        order.extend_from_slice(cluster);
         order.sort_unstable_by(|(ia, a), (ib, b)| {
             prio(a)
                 .cmp(&prio(b))
@@ -835,14 +842,14 @@ fn resolve_overlaps<'c>(found: &'c [Candidate], detectors: &[Detector]) -> Vec<&
                 .then(a.detector.cmp(&b.detector))
                 .then(ia.cmp(ib))
         });
-        let mut accepted: Vec<&Candidate> = Vec::new();
-        for (_, c) in order {
+        accepted.clear();
+        for &(_, c) in &order {
             if !accepted.iter().any(|a| a.start < c.end && c.start < a.end) {
                 accepted.push(c);
             }
         }
         accepted.sort_unstable_by_key(|c| c.start);
-        kept.extend(accepted);
+        kept.extend_from_slice(&accepted);
     }
     kept
 }

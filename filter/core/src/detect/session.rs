@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use super::stream::StreamState;
 use crate::record::FindingRecord;
@@ -90,10 +91,13 @@ impl ScanSession {
         numbering.last
     }
 
-    /// `[EMAIL_1]`: the same value gets the same number within the request.
-    pub(crate) fn redact_placeholder(&mut self, label: &str, value: &str) -> String {
+    /// Appends `[EMAIL_1]` to `out`: the same value gets the same number
+    /// within the request. Written in place: a rewrite appends one per
+    /// finding.
+    pub(crate) fn push_redact_placeholder(&mut self, out: &mut String, label: &str, value: &str) {
         let n = self.number(Kind::Redact, label, value);
-        format!("[{label}_{n}]")
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "[{label}_{n}]");
     }
 
     /// `[EMAIL_TOKEN_1]`, remembered with the original for [`Self::restore`].
@@ -159,6 +163,14 @@ impl ScanSession {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    impl ScanSession {
+        fn redact_placeholder(&mut self, label: &str, value: &str) -> String {
+            let mut out = String::from("text before ");
+            self.push_redact_placeholder(&mut out, label, value);
+            out.strip_prefix("text before ").unwrap().to_string()
+        }
+    }
 
     #[test]
     fn numbering_is_stable_per_value_and_label() {

@@ -83,6 +83,20 @@ pub fn digits(value: &str) -> Vec<u8> {
     out
 }
 
+/// The ASCII digits of a short value, separators dropped, as
+/// [`digits`] gives them but on the stack: validators run on every
+/// candidate, and most values are a few digits long. `None` when there are
+/// more than `N`.
+fn digits_upto<const N: usize>(value: &str) -> Option<([u8; N], usize)> {
+    let mut buf = [0u8; N];
+    let mut len = 0;
+    for b in value.bytes().filter(u8::is_ascii_digit) {
+        *buf.get_mut(len)? = b - b'0';
+        len += 1;
+    }
+    Some((buf, len))
+}
+
 /// The Luhn (mod 10) check used by payment cards.
 pub fn luhn(digits: &[u8]) -> bool {
     if digits.len() < 2 {
@@ -145,8 +159,11 @@ pub fn card_issuer(digits: &[u8]) -> Option<&'static str> {
 fn payment_card(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     let value = hay.get(span.clone())?;
     let ok = |v: &str| {
-        let d = digits(v);
-        (12..=19).contains(&d.len()) && luhn(&d) && card_issuer(&d).is_some() && !all_same(&d)
+        let Some((buf, len)) = digits_upto::<19>(v) else {
+            return false;
+        };
+        let d = buf.get(..len).unwrap_or_default();
+        (12..=19).contains(&len) && luhn(d) && card_issuer(d).is_some() && !all_same(d)
     };
     if ok(value) {
         return Some(span);
@@ -157,7 +174,7 @@ fn payment_card(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     let mut end = value.len();
     while let Some(cut) = value.get(..end).and_then(|v| v.rfind([' ', '-', '.'])) {
         let head = value.get(..cut)?.trim_end_matches([' ', '-', '.']);
-        if digits(head).len() < 12 {
+        if head.bytes().filter(u8::is_ascii_digit).count() < 12 {
             break;
         }
         if ok(head) {
@@ -200,10 +217,9 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
 /// nine-digit numbers are everywhere in prose.
 fn us_ssn(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     let value = hay.get(span.clone())?;
-    let d = digits(value);
-    if d.len() != 9 {
+    let (d, 9) = digits_upto::<9>(value)? else {
         return None;
-    }
+    };
     let area = prefix_num(&d, 3);
     let group = u32::from(d.get(3).copied()?) * 10 + u32::from(d.get(4).copied()?);
     let serial = d.iter().skip(5).fold(0u32, |acc, &x| acc * 10 + u32::from(x));
@@ -213,12 +229,11 @@ fn us_ssn(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     if matches!(value, "078-05-1120" | "219-09-9999" | "123-45-6789") {
         return None;
     }
-    let seps: Vec<u8> = value.bytes().filter(|b| !b.is_ascii_digit()).collect();
     let grouped = {
         let b = value.as_bytes();
         b.len() == 11 && b.get(3) == b.get(6) && matches!(b.get(3), Some(b'-' | b' ' | b'.'))
     };
-    if grouped && seps.iter().all(|&s| s == b'-') {
+    if grouped && value.bytes().filter(|b| !b.is_ascii_digit()).all(|s| s == b'-') {
         return Some(span);
     }
     let ctx = before(hay, span.start, 40);
@@ -407,8 +422,7 @@ fn has_placeholder_run(value: &str) -> bool {
             run = 1;
         }
     }
-    let lower = value.to_ascii_lowercase();
-    has(&lower, "xxxx") || has(&lower, "****") || has(&lower, "0000000000")
+    contains_ci(value, "xxxx") || has(value, "****") || has(value, "0000000000")
 }
 
 /// `hay.contains(needle)` for the short values validators see: a byte
@@ -440,15 +454,18 @@ static PLACEHOLDER_AUTOMATON: OnceLock<Option<AhoCorasick>> = OnceLock::new();
 /// Builds what validators share, once: the engine calls it at configure
 /// time so no request pays for it.
 pub fn prepare() {
-    PLACEHOLDER_AUTOMATON.get_or_init(|| AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).build(PLACEHOLDER_WORDS).ok());
+    PLACEHOLDER_AUTOMATON.get_or_init(|| {
+        AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).ascii_case_insensitive(true).build(PLACEHOLDER_WORDS).ok()
+    });
 }
 
-/// Whether `lower` holds one of the first `among` placeholder words.
-fn has_placeholder_word(lower: &str, among: usize) -> bool {
+/// Whether `value` holds one of the first `among` placeholder words, in
+/// any ASCII case.
+fn has_placeholder_word(value: &str, among: usize) -> bool {
     match PLACEHOLDER_AUTOMATON.get().and_then(Option::as_ref) {
         // Overlapping: a later word must not hide an earlier one.
-        Some(ac) => ac.find_overlapping_iter(lower).any(|m| m.pattern().as_usize() < among),
-        None => PLACEHOLDER_WORDS.iter().take(among).any(|w| has(lower, w)),
+        Some(ac) => ac.find_overlapping_iter(value).any(|m| m.pattern().as_usize() < among),
+        None => PLACEHOLDER_WORDS.iter().take(among).any(|w| contains_ci(value, w)),
     }
 }
 
@@ -487,11 +504,7 @@ fn token(value: &str, min_entropy: f64) -> bool {
         Some(i) if i <= 12 => value.get(i + 1..).unwrap_or(value),
         _ => value,
     };
-    if has_placeholder_run(body) {
-        return false;
-    }
-    let lower = body.to_ascii_lowercase();
-    !has_placeholder_word(&lower, TOKEN_PLACEHOLDER_WORDS) && shannon_entropy(body) >= min_entropy
+    !has_placeholder_run(body) && !has_placeholder_word(body, TOKEN_PLACEHOLDER_WORDS) && shannon_entropy(body) >= min_entropy
 }
 
 fn private_key(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
@@ -587,7 +600,9 @@ fn email(value: &str) -> bool {
 /// separators. Bare digit runs are not phones here (precision first).
 fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     let value = hay.get(span.clone())?;
-    let d = digits(value);
+    // More than 15 digits is no phone number in either format.
+    let (buf, len) = digits_upto::<15>(value)?;
+    let d = buf.get(..len).unwrap_or_default();
     let prev = before(hay, span.start, 1);
     let next = after(hay, span.end, 2);
     // Inside a longer number or dotted run (versions, IPs, dates).
@@ -597,13 +612,13 @@ fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    if all_same(&d) {
+    if all_same(d) {
         return None;
     }
     if value.starts_with('+') {
-        return (8..=15).contains(&d.len()).then_some(span);
+        return (8..=15).contains(&len).then_some(span);
     }
-    (7..=13).contains(&d.len()).then_some(span)
+    (7..=13).contains(&len).then_some(span)
 }
 
 #[cfg(test)]
@@ -622,22 +637,34 @@ mod tests {
         }
     }
 
-    /// The automaton answers what one substring loop per word answers,
-    /// for the whole list and for the token validators' first words, on
-    /// mixtures of the words, their pieces and overlaps.
+    #[test]
+    fn digits_on_the_stack_are_the_digits() {
+        for v in ["", "abc", "4111 1111-1111.1111", "+1 (415) 555-0132", "536-22-1234", "1234567890123456789", "12345678901234567890", "é7日8"] {
+            let want = digits(v);
+            let got = digits_upto::<19>(v).map(|(buf, len)| buf[..len].to_vec());
+            assert_eq!(got, (want.len() <= 19).then_some(want), "{v:?}");
+        }
+        assert_eq!(digits_upto::<9>("536-22-12345"), None, "ten digits do not fit nine");
+    }
+
+    /// The automaton answers what one substring loop per word answers
+    /// (in any ASCII case), for the whole list and for the token
+    /// validators' first words, on mixtures of the words in lower and upper
+    /// case, their pieces and overlaps.
     #[test]
     fn placeholder_automaton_finds_what_the_loops_find() {
         prepare();
         assert!(PLACEHOLDER_AUTOMATON.get().and_then(Option::as_ref).is_some());
         let mut pieces: Vec<String> = PLACEHOLDER_WORDS.iter().map(|w| w.to_string()).collect();
         pieces.extend(PLACEHOLDER_WORDS.iter().map(|w| w.chars().skip(1).collect::<String>()));
+        pieces.extend(PLACEHOLDER_WORDS.iter().map(|w| w.to_ascii_uppercase()));
         pieces.extend(["a", "9", "_", "-", "z", "fakexample", "{{your_"].map(String::from));
         let mut next = crate::test_rng::xorshift(0x51a3_70b5_9e1c_04d7);
         for _ in 0..5000 {
             let count = (next() % 5) as usize;
             let hay: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();
             for among in [TOKEN_PLACEHOLDER_WORDS, PLACEHOLDER_WORDS.len()] {
-                let loops = PLACEHOLDER_WORDS.iter().take(among).any(|w| hay.contains(w));
+                let loops = PLACEHOLDER_WORDS.iter().take(among).any(|w| hay.to_ascii_lowercase().contains(w));
                 assert_eq!(has_placeholder_word(&hay, among), loops, "{hay:?} among {among}");
             }
         }
