@@ -56,7 +56,7 @@ fn relax(h: &Hir, smallest_dropped: &mut Option<u32>) -> Hir {
             // An iteration that can be empty does not use up the span.
             let takes_a_byte = r.sub.properties().minimum_len().is_some_and(|n| n >= 1);
             let max = match r.max {
-                Some(max) if max - r.min >= RELAX_FROM && takes_a_byte => {
+                Some(max) if max.saturating_sub(r.min) >= RELAX_FROM && takes_a_byte => {
                     *smallest_dropped = Some(smallest_dropped.map_or(max, |s| s.min(max)));
                     None
                 }
