@@ -77,11 +77,11 @@ impl ScanSession {
             Kind::Redact => &mut self.redact_numbers,
             Kind::Token => &mut self.token_numbers,
         };
-        if !labels.contains_key(label) {
-            labels.insert(label.to_string(), Numbering::default());
-        }
-        let Some(numbering) = labels.get_mut(label) else {
-            return 0;
+        // One lookup of the label when it is known (every finding after a
+        // label's first); its key string only when it is not.
+        let numbering = match labels.get_mut(label) {
+            Some(numbering) => numbering,
+            None => labels.entry(label.to_string()).or_default(),
         };
         if let Some(&n) = numbering.by_value.get(value) {
             return n;
