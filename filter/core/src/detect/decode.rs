@@ -3,6 +3,8 @@
 //! caught as the email it carries. A finding inside a segment covers the
 //! whole segment: the encoded bytes are what must not leave.
 
+use super::bytemask::{below_or_equal, BLOCK};
+
 /// One encoded run found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -84,47 +86,45 @@ fn is_run_byte(c: u8) -> bool {
     RUN_BYTE.get(usize::from(c)).copied().unwrap_or(false)
 }
 
-/// Per byte of `chunk` (little-endian), its top bit set when the byte
-/// surely ends a run: below `+` (space, controls, most punctuation), `,`,
-/// `.` or not ASCII. Exact per byte, so a run is never cut by mistake.
-fn breakers(chunk: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const LOW: u64 = !HIGH;
-    let lo = chunk & LOW;
-    // The top bit of `lo + (0x80 - c)` is set where `lo >= c`; no carry
-    // crosses a byte, as `lo` is at most 0x7f.
-    let below_plus = !(lo + (0x80 - u64::from(b'+')) * ONES);
-    let equal = |c: u8| {
-        let y = chunk ^ (u64::from(c) * ONES);
-        !(((y & LOW) + LOW) | y)
-    };
-    (below_plus | chunk | equal(b',') | equal(b'.')) & HIGH
+/// A byte that surely ends a run: below `+` (space, controls, most
+/// punctuation), `,`, `.` or not ASCII.
+fn is_breaker(c: u8) -> bool {
+    !(b'+'..0x80).contains(&c) || c == b',' || c == b'.'
 }
 
-/// Stretches of `b` between surely-ending bytes ([`breakers`]) that are at
-/// least `min` (7 or more) long, eight bytes at a time: prose breaks every
-/// few bytes, so only long words and encoded runs are looked at byte by
-/// byte. `each` returns false to stop.
+/// [`is_breaker`] for each byte of a block.
+fn breakers(block: &[u8; BLOCK]) -> u32 {
+    below_or_equal(block, b'+', [b',', b'.'])
+}
+
+/// Stretches of `b` between surely-ending bytes ([`is_breaker`]) that are
+/// at least `min` long, a block at a time: prose breaks every few bytes,
+/// so only long words and encoded runs are looked at byte by byte. `each`
+/// returns false to stop.
 fn long_stretches(b: &[u8], min: usize, mut each: impl FnMut(usize, usize) -> bool) {
-    // Breaks inside one chunk are at most six bytes apart: only the first
-    // can end a long stretch, and the last starts the next.
-    let min = min.max(7);
     let mut from = 0;
     let mut at = 0;
-    while let Some(chunk) = b.get(at..at + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-        let m = breakers(u64::from_le_bytes(chunk));
-        if m != 0 {
-            let first = at + m.trailing_zeros() as usize / 8;
-            if first - from >= min && !each(from, first) {
+    while let Some(block) = b.get(at..at + BLOCK).and_then(|c| <&[u8; BLOCK]>::try_from(c).ok()) {
+        let m = breakers(block);
+        let mut rest = m;
+        while rest != 0 {
+            let pos = at + rest.trailing_zeros() as usize;
+            if pos - from >= min && !each(from, pos) {
                 return;
             }
-            from = at + (63 - m.leading_zeros() as usize) / 8 + 1;
+            from = pos + 1;
+            rest &= rest - 1;
+            // Two breaks of one block are at most `BLOCK - 2` bytes apart:
+            // past the first, only a smaller `min` needs each of them.
+            if min > BLOCK - 2 && rest != 0 {
+                from = at + (31 - m.leading_zeros() as usize) + 1;
+                break;
+            }
         }
-        at += 8;
+        at += BLOCK;
     }
     for (pos, &c) in b.iter().enumerate().skip(at) {
-        if breakers(u64::from(c)) & 0x80 != 0 {
+        if is_breaker(c) {
             if pos - from >= min && !each(from, pos) {
                 return;
             }
@@ -232,21 +232,14 @@ mod tests {
         assert_eq!(segs.get(1).map(|s| s.decoded.as_str()), Some("john@example.com"));
     }
 
-    /// The chunked test agrees with the plain one for every byte at every
-    /// position of a chunk.
     #[test]
-    fn breakers_are_exact_per_byte() {
-        let plain = |c: u8| !(b'+'..0x80).contains(&c) || c == b',' || c == b'.';
+    fn breakers_are_exact_and_never_run_bytes() {
         for c in 0..=255u8 {
-            assert!(!plain(c) || !is_run_byte(c), "a breaker is never a run byte: {c:#x}");
-            for pos in 0..8 {
-                // Neighbours of both kinds must not leak into the byte's bit.
-                for fill in [b'a', b' ', 0xff, b'+', b'*'] {
-                    let mut chunk = [fill; 8];
-                    chunk[pos] = c;
-                    let m = breakers(u64::from_le_bytes(chunk));
-                    assert_eq!(m >> (8 * pos + 7) & 1 == 1, plain(c), "byte {c:#x} at {pos} among {fill:#x}");
-                }
+            assert!(!is_breaker(c) || !is_run_byte(c), "{c:#x}");
+            for pos in 0..BLOCK {
+                let mut block = [b'a'; BLOCK];
+                block[pos] = c;
+                assert_eq!(breakers(&block), u32::from(is_breaker(c)) << pos, "{c:#x} at {pos}");
             }
         }
     }

@@ -26,6 +26,7 @@
 use serde::Deserialize;
 
 pub mod actions;
+mod bytemask;
 pub mod capture;
 pub mod catalogue;
 pub mod custom;

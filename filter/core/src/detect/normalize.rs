@@ -25,6 +25,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::bytemask::all_ascii;
+
 /// `detectors.normalize`: what de-obfuscation runs and how much work a text
 /// may cost.
 #[derive(Debug, Clone, Deserialize)]
@@ -352,7 +354,7 @@ fn escape_at(text: &str, i: usize) -> Option<(char, usize)> {
 /// Whether a text can be scanned as is: ASCII without decodable escapes.
 fn needs_work(text: &str, cfg: &NormalizeConfig) -> bool {
     let b = text.as_bytes();
-    if !b.is_ascii() {
+    if !all_ascii(b) {
         return true;
     }
     cfg.escapes && memchr::memchr3_iter(b'\\', b'%', b'&', b).any(|i| escape_at(text, i).is_some())

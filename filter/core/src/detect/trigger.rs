@@ -18,6 +18,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
+use super::bytemask::{within, BLOCK};
 use super::catalogue::Trigger;
 use super::wordscan::WordScan;
 
@@ -534,21 +535,16 @@ fn is_gap_byte(c: u8) -> bool {
     matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b':' | b'+' | b'\t') || matches!(c, b'a'..=b'f' | b'A'..=b'F')
 }
 
-/// Index of the first ASCII digit at or after `from`: eight bytes at a time
+/// Index of the first ASCII digit at or after `from`, a block at a time
 /// (prose is mostly letters).
 fn next_digit(b: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = from;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        // Bytes equal to '0'..='9' become 0..=9; flag those below 10.
-        let x = u64::from_le_bytes(w) ^ (0x30 * ONES);
-        if x.wrapping_sub(10 * ONES) & !x & HIGH != 0 {
-            break;
+    while let Some(block) = b.get(i..i + BLOCK).and_then(|c| <&[u8; BLOCK]>::try_from(c).ok()) {
+        let digits = within(block, b'0', b'9');
+        if digits != 0 {
+            return Some(i + digits.trailing_zeros() as usize);
         }
-        i += 8;
+        i += BLOCK;
     }
     b.get(i..)?.iter().position(u8::is_ascii_digit).map(|p| i + p)
 }

@@ -1,0 +1,166 @@
+//! Which bytes of a 16-byte block pass a simple test, one bit per byte:
+//! the inner step of the scans that skip prose a block at a time. In the
+//! filter's wasm (built with SIMD128) a block takes a handful of vector
+//! instructions; elsewhere eight bytes at a time in a `u64` (SWAR), which
+//! the unit tests also check inside wasm (`scripts/test`).
+
+/// Bytes per block: bit `i` of a mask is byte `i`.
+pub const BLOCK: usize = 16;
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+const ONES: u64 = 0x0101_0101_0101_0101;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+const HIGH: u64 = 0x8080_8080_8080_8080;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+const LOW: u64 = !HIGH;
+
+/// Bytes below the ASCII byte `bound`, not ASCII, or equal to `eq[0]` or
+/// `eq[1]`.
+#[inline]
+pub fn below_or_equal(block: &[u8; BLOCK], bound: u8, eq: [u8; 2]) -> u32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128_or};
+        let v = load(block);
+        // Signed: a byte from 0x80 up is negative, so below any ASCII bound.
+        let below = i8x16_lt(v, i8x16_splat(bound as i8));
+        let equal = v128_or(i8x16_eq(v, i8x16_splat(eq[0] as i8)), i8x16_eq(v, i8x16_splat(eq[1] as i8)));
+        u32::from(i8x16_bitmask(v128_or(below, equal)))
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        swar(block, |x| {
+            // The top bit of `lo + (0x80 - bound)` is set where `lo >=
+            // bound`; no carry crosses a byte, as `lo` is at most 0x7f.
+            let below = !((x & LOW) + (0x80 - u64::from(bound & 0x7f)) * ONES);
+            below | x | equal(x, eq[0]) | equal(x, eq[1])
+        })
+    }
+}
+
+/// Bytes in `lo..=hi` (both ASCII).
+#[inline]
+pub fn within(block: &[u8; BLOCK], lo: u8, hi: u8) -> u32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{u8x16_bitmask, u8x16_ge, u8x16_le, u8x16_splat, v128_and};
+        let v = load(block);
+        u32::from(u8x16_bitmask(v128_and(u8x16_ge(v, u8x16_splat(lo)), u8x16_le(v, u8x16_splat(hi)))))
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        swar(block, |x| {
+            // With each top bit set no borrow crosses a byte: the top bit
+            // stays set where the byte is at least the subtrahend.
+            let set = x | HIGH;
+            let from_lo = set.wrapping_sub(u64::from(lo & 0x7f) * ONES);
+            let past_hi = set.wrapping_sub(u64::from((hi & 0x7f) + 1) * ONES);
+            from_lo & !past_hi & !x
+        })
+    }
+}
+
+/// Whether every byte of `b` is ASCII: the normaliser's test for a text
+/// it can leave as it is. (The standard library's test reads a `usize` at
+/// a time, four bytes in wasm.)
+pub fn all_ascii(b: &[u8]) -> bool {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{i8x16_bitmask, v128_or};
+        // Four blocks per test: a top bit anywhere survives the `or`.
+        let mut quads = b.chunks_exact(4 * BLOCK);
+        for quad in &mut quads {
+            let (ab, cd) = quad.split_at(2 * BLOCK);
+            let (a, bb) = ab.split_at(BLOCK);
+            let (c, d) = cd.split_at(BLOCK);
+            let any = v128_or(v128_or(load_slice(a), load_slice(bb)), v128_or(load_slice(c), load_slice(d)));
+            if i8x16_bitmask(any) != 0 {
+                return false;
+            }
+        }
+        quads.remainder().is_ascii()
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        b.is_ascii()
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn load_slice(b: &[u8]) -> core::arch::wasm32::v128 {
+    load(<&[u8; BLOCK]>::try_from(b).unwrap_or(&[0; BLOCK]))
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn load(block: &[u8; BLOCK]) -> core::arch::wasm32::v128 {
+    let (lo, hi) = block.split_at(8);
+    let word = |b: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default());
+    // Compiles to one `v128.load`.
+    core::arch::wasm32::u64x2(word(lo), word(hi))
+}
+
+/// The top bit of each byte of `x` where it equals `c`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn equal(x: u64, c: u8) -> u64 {
+    let y = x ^ (u64::from(c) * ONES);
+    !(((y & LOW) + LOW) | y)
+}
+
+/// `flags` gives per byte of a little-endian word a set top bit where the
+/// byte passes (other bits ignored); gathered into one bit per byte.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn swar(block: &[u8; BLOCK], flags: impl Fn(u64) -> u64) -> u32 {
+    let (lo, hi) = block.split_at(8);
+    let pack = |b: &[u8]| {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default());
+        // One bit per byte, moved by the multiply to bits 56..64 in order.
+        ((flags(x) >> 7 & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+    };
+    pack(lo) | pack(hi) << 8
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_ascii_is_the_standard_test() {
+        let mut next = crate::test_rng::xorshift(0x6a09_e667_f3bc_c908);
+        for len in 0..300 {
+            let mut b: Vec<u8> = (0..len).map(|_| (next() % 0x80) as u8).collect();
+            assert!(all_ascii(&b), "{len}");
+            if len > 0 {
+                let at = (next() % len as u64) as usize;
+                b[at] = 0x80 | next() as u8;
+                assert!(!all_ascii(&b), "{len}, non-ASCII at {at}");
+            }
+        }
+    }
+
+    /// Each byte value at each position, among neighbours of every kind:
+    /// a byte's bit depends on that byte alone.
+    #[test]
+    fn each_bit_is_its_byte_alone() {
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..4_000 {
+            let mut block = [0u8; BLOCK];
+            block.iter_mut().for_each(|b| *b = next() as u8);
+            let c = (round % 256) as u8;
+            block[round % BLOCK] = c;
+            let (bound, eq) = ([b'+', b'0', b'!'][round % 3], [b',', b'.']);
+            let below = below_or_equal(&block, bound, eq);
+            let digits = within(&block, b'0', b'9');
+            let letters = within(&block, b'a', b'z');
+            for (i, &b) in block.iter().enumerate() {
+                assert_eq!(below >> i & 1 == 1, b < bound || b >= 0x80 || eq.contains(&b), "below_or_equal, byte {i} of {block:?}");
+                assert_eq!(digits >> i & 1 == 1, b.is_ascii_digit(), "within 0-9, byte {i} of {block:?}");
+                assert_eq!(letters >> i & 1 == 1, b.is_ascii_lowercase(), "within a-z, byte {i} of {block:?}");
+            }
+        }
+    }
+}
