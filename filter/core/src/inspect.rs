@@ -261,7 +261,7 @@ fn inspect_json(policy: &Policy, path: &str, body: &[u8], extras: RequestExtras)
     let canary_inserted = extras.canary.is_some_and(|c| canary::insert(&mut value, dialect, c));
     let rag_query = policy.rag.as_ref().filter(|rag| rag.applies_to(path)).map(|_| rag::last_user_text(dialect, &value).unwrap_or_default());
     let outcome = if changed || canary_inserted {
-        Outcome::Rewrite(json_encode::to_vec(&value))
+        Outcome::Rewrite(json_encode::to_vec(&value, body.len()))
     } else {
         Outcome::Forward
     };

@@ -2,6 +2,7 @@
 //! tested on the host, and the sidecar links the same code.
 
 pub mod buffer;
+mod bytemask;
 pub mod client_error;
 pub mod config;
 pub mod config_error;

@@ -115,7 +115,7 @@ fn inspect_json(dialect: Dialect, engine: &PolicyEngine, vault: &ScanSession, bo
         return ResponseInspection { outcome: Outcome::Forward, verdict, reason: None, findings, usage, dialect };
     }
     drop_logprobs(&mut value);
-    let bytes = crate::json_encode::to_vec(&value);
+    let bytes = crate::json_encode::to_vec(&value, body.len());
     ResponseInspection { outcome: Outcome::Rewrite(bytes), verdict: Verdict::Modify, reason: None, findings, usage, dialect }
 }
 

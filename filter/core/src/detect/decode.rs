@@ -3,7 +3,7 @@
 //! caught as the email it carries. A finding inside a segment covers the
 //! whole segment: the encoded bytes are what must not leave.
 
-use super::bytemask::{below_or_equal, BLOCK};
+use crate::bytemask::{below_or_equal, BLOCK};
 
 /// One encoded run found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]

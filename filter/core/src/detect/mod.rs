@@ -26,7 +26,6 @@
 use serde::Deserialize;
 
 pub mod actions;
-mod bytemask;
 pub mod capture;
 pub mod catalogue;
 pub mod custom;

@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::bytemask::all_ascii;
+use crate::bytemask::all_ascii;
 
 /// `detectors.normalize`: what de-obfuscation runs and how much work a text
 /// may cost.

@@ -18,7 +18,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use super::bytemask::{within, BLOCK};
+use crate::bytemask::{within, BLOCK};
 use super::catalogue::Trigger;
 use super::wordscan::WordScan;
 

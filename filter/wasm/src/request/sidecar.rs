@@ -224,7 +224,7 @@ impl RequestFilter {
         record.chunks = used.len();
         record.outcome = "inserted".into();
         self.record.rag = Some(record);
-        let body = meshguard_core::json_encode::to_vec(&value);
+        let body = meshguard_core::json_encode::to_vec(&value, body.len() + block.len());
         let rewritten = encoding::encode(self.request_encoding, &body);
         if !host::replace_body(BufferType::HttpRequestBody, self.sidecar_calls.buffered_len, &rewritten) {
             return Some(self.refuse(ClientError::unavailable("rewrite_failed", "the request could not be rewritten"), Verdict::Unavailable));

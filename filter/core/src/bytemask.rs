@@ -1,7 +1,8 @@
 //! Which bytes of a 16-byte block pass a simple test, one bit per byte:
-//! the inner step of the scans that skip prose a block at a time. In the
-//! filter's wasm (built with SIMD128) a block takes a handful of vector
-//! instructions; elsewhere eight bytes at a time in a `u64` (SWAR), which
+//! the inner step of the scans that skip prose a block at a time (the
+//! detection engine's, and the JSON encoder's search for bytes to
+//! escape). In the filter's wasm (built with SIMD128) a block takes a
+//! handful of vector instructions; elsewhere eight bytes at a time in a `u64` (SWAR), which
 //! the unit tests also check inside wasm (`scripts/test`).
 
 /// Bytes per block: bit `i` of a mask is byte `i`.
@@ -34,6 +35,28 @@ pub fn below_or_equal(block: &[u8; BLOCK], bound: u8, eq: [u8; 2]) -> u32 {
             // bound`; no carry crosses a byte, as `lo` is at most 0x7f.
             let below = !((x & LOW) + (0x80 - u64::from(bound & 0x7f)) * ONES);
             below | x | equal(x, eq[0]) | equal(x, eq[1])
+        })
+    }
+}
+
+/// Control bytes (below 0x20) and bytes equal to `eq[0]` or `eq[1]`:
+/// what a JSON string must escape, with `"` and `\\`.
+#[inline]
+pub fn control_or_equal(block: &[u8; BLOCK], eq: [u8; 2]) -> u32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{i8x16_bitmask, i8x16_eq, i8x16_splat, u8x16_lt, u8x16_splat, v128_or};
+        let v = load(block);
+        let control = u8x16_lt(v, u8x16_splat(0x20));
+        let equal = v128_or(i8x16_eq(v, i8x16_splat(eq[0] as i8)), i8x16_eq(v, i8x16_splat(eq[1] as i8)));
+        u32::from(i8x16_bitmask(v128_or(control, equal)))
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        swar(block, |x| {
+            // As in `below_or_equal`, then without the bytes from 0x80 up.
+            let control = !((x & LOW) + (0x80 - 0x20) * ONES) & !x;
+            control | equal(x, eq[0]) | equal(x, eq[1])
         })
     }
 }
@@ -147,19 +170,22 @@ mod tests {
     #[test]
     fn each_bit_is_its_byte_alone() {
         let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
-        for round in 0..4_000 {
+        // Every (value, position) pair once: 256 values times 16 positions.
+        for round in 0..256 * BLOCK {
             let mut block = [0u8; BLOCK];
             block.iter_mut().for_each(|b| *b = next() as u8);
             let c = (round % 256) as u8;
-            block[round % BLOCK] = c;
+            block[round / 256] = c;
             let (bound, eq) = ([b'+', b'0', b'!'][round % 3], [b',', b'.']);
             let below = below_or_equal(&block, bound, eq);
             let digits = within(&block, b'0', b'9');
             let letters = within(&block, b'a', b'z');
+            let escapes = control_or_equal(&block, [b'"', b'\\']);
             for (i, &b) in block.iter().enumerate() {
                 assert_eq!(below >> i & 1 == 1, b < bound || b >= 0x80 || eq.contains(&b), "below_or_equal, byte {i} of {block:?}");
                 assert_eq!(digits >> i & 1 == 1, b.is_ascii_digit(), "within 0-9, byte {i} of {block:?}");
                 assert_eq!(letters >> i & 1 == 1, b.is_ascii_lowercase(), "within a-z, byte {i} of {block:?}");
+                assert_eq!(escapes >> i & 1 == 1, b < 0x20 || b == b'"' || b == b'\\', "control_or_equal, byte {i} of {block:?}");
             }
         }
     }
