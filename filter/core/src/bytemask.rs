@@ -2,8 +2,9 @@
 //! the inner step of the scans that skip prose a block at a time (the
 //! detection engine's, and the JSON encoder's search for bytes to
 //! escape). In the filter's wasm (built with SIMD128) a block takes a
-//! handful of vector instructions; elsewhere eight bytes at a time in a `u64` (SWAR), which
-//! the unit tests also check inside wasm (`scripts/test`).
+//! handful of vector instructions; elsewhere eight bytes at a time in a
+//! `u64` (SWAR), which the unit tests also check inside wasm
+//! (`scripts/test`).
 
 /// Bytes per block: bit `i` of a mask is byte `i`.
 pub const BLOCK: usize = 16;
@@ -40,7 +41,7 @@ pub fn below_or_equal(block: &[u8; BLOCK], bound: u8, eq: [u8; 2]) -> u32 {
 }
 
 /// Control bytes (below 0x20) and bytes equal to `eq[0]` or `eq[1]`:
-/// what a JSON string must escape, with `"` and `\\`.
+/// what a JSON string must escape, with `"` and `\`.
 #[inline]
 pub fn control_or_equal(block: &[u8; BLOCK], eq: [u8; 2]) -> u32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
