@@ -3,8 +3,9 @@
 //! the default catalogue over 256 KB of sprinkled prose (or 64 KB of clean
 //! prose with `clean`), `N` times.
 //!
-//! Usage: detect-profile [N] [sprinkled|clean][:KB] [warm|cold] [request].
-//! `:KB` sets the text's size (default 256 sprinkled, 64 clean). The first
+//! Usage: detect-profile [N] [sprinkled|clean|everyE][:KB] [warm|cold] [request].
+//! `:KB` sets the text's size (default 256 sprinkled, 64 clean);
+//! `everyE`: a finding sentence every E sentences (`sprinkled` is `every8`). The first
 //! call also builds lazy-DFA states (and, in V8, compiles what it touches):
 //! profiles of the steady state subtract a run with fewer calls; `warm` makes
 //! one untimed call first instead. `cold` does too, and before each timed
@@ -15,7 +16,7 @@
 //! rewrite, re-encode: `inspect_request`), so the difference to the engine
 //! alone is the cost of the JSON around it.
 
-use meshguard_benches::{clean_prose, default_engine, prose};
+use meshguard_benches::{clean_prose, default_engine, prose, prose_every};
 use meshguard_core::detect::ScanSession;
 use meshguard_core::inspect::{inspect_request, RequestExtras};
 use meshguard_core::CompiledConfig;
@@ -33,7 +34,11 @@ fn main() {
         Some((kind, kb)) => (kind, kb.parse::<usize>().ok()),
         None => (a.as_str(), None),
     });
-    let text = if kind == "clean" { clean_prose(kb.unwrap_or(64) * 1024) } else { prose(kb.unwrap_or(256) * 1024) };
+    let text = match kind.strip_prefix("every") {
+        Some(every) => prose_every(kb.unwrap_or(256) * 1024, every.parse().unwrap_or(8)),
+        None if kind == "clean" => clean_prose(kb.unwrap_or(64) * 1024),
+        None => prose(kb.unwrap_or(256) * 1024),
+    };
     let warm = matches!(args.get(2).map(String::as_str), Some("warm" | "cold"));
     let mut evict = if args.get(2).map(String::as_str) == Some("cold") { vec![0u8; EVICT_BYTES] } else { Vec::new() };
     let run: Box<dyn Fn()> = if args.get(3).map(String::as_str) == Some("request") {

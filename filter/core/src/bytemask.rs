@@ -120,9 +120,15 @@ fn load_slice(b: &[u8]) -> core::arch::wasm32::v128 {
 #[inline(always)]
 fn load(block: &[u8; BLOCK]) -> core::arch::wasm32::v128 {
     let (lo, hi) = block.split_at(8);
-    let word = |b: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default());
     // Compiles to one `v128.load`.
     core::arch::wasm32::u64x2(word(lo), word(hi))
+}
+
+/// The first eight bytes of `b` as a little-endian word: byte `k` in bits
+/// `8k..8k + 8` (0 when `b` is shorter). One load.
+#[inline(always)]
+pub(crate) fn word(b: &[u8]) -> u64 {
+    b.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
 }
 
 /// The top bit of each byte of `x` where it equals `c`.
@@ -140,7 +146,7 @@ fn equal(x: u64, c: u8) -> u64 {
 fn swar(block: &[u8; BLOCK], flags: impl Fn(u64) -> u64) -> u32 {
     let (lo, hi) = block.split_at(8);
     let pack = |b: &[u8]| {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default());
+        let x = word(b);
         // One bit per byte, moved by the multiply to bits 56..64 in order.
         ((flags(x) >> 7 & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
     };

@@ -12,12 +12,14 @@
 //! a raw byte pair, holds two flags per key set: [`FIRST`] (the pair can be
 //! a key's first two bytes) and [`SECOND`] (its second and third; for a
 //! two-byte key, its second byte and anything). The scan looks up the pair
-//! at every offset, eight offsets at a time without a branch, and only
+//! at every offset, sixteen offsets at a time without a branch, and only
 //! where a pair's `FIRST` meets the next pair's `SECOND` compares keys.
 //! Starts are tried left to right and the longest key wins; starts inside
 //! it are skipped: exactly leftmost-longest, non-overlapping. Several key
 //! sets share the table, so the token prefixes and the context words cost
 //! one pass.
+
+use crate::bytemask::word;
 
 /// Up to [`MAX_SETS`] key sets, each searched on its own (its matches do
 /// not hide another set's), in one pass over the text: a pair is looked
@@ -38,6 +40,8 @@ const FIRST: u8 = 1;
 const SECOND: u8 = 2;
 /// The [`FIRST`] bit of every set.
 const FIRST_BITS: u8 = 0b0101_0101;
+/// [`FIRST_BITS`] in each byte of a word.
+const FIRST_BITS_WORD: u64 = u64::from_le_bytes([FIRST_BITS; 8]);
 
 /// One key set: its keys, grouped by their first pair.
 #[derive(Debug)]
@@ -114,7 +118,9 @@ impl WordScan {
     }
 
     /// Calls `hit(set, start, key index)` for each match of each set, left
-    /// to right within a set.
+    /// to right within a set. Not inlined: the loop needs its registers,
+    /// which it does not get inside a large caller.
+    #[inline(never)]
     pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
         // Per set, keys may start at `from` or later.
         let mut from = [0usize; MAX_SETS];
@@ -129,33 +135,40 @@ impl WordScan {
                 starts >>= 2;
             }
         };
-        // Eight offsets at a time: nine pairs, and a branch only where some
-        // offset may start a key (about one block in twelve of prose).
-        let mut i = 0;
-        while let Some(block) = hay.get(i..i + 10).and_then(|b| <&[u8; 10]>::try_from(b).ok()) {
-            let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9] = *block;
-            let f = [
-                self.flags(b0, b1),
-                self.flags(b1, b2),
-                self.flags(b2, b3),
-                self.flags(b3, b4),
-                self.flags(b4, b5),
-                self.flags(b5, b6),
-                self.flags(b6, b7),
-                self.flags(b7, b8),
-                self.flags(b8, b9),
-            ];
-            let [f0, f1, f2, f3, f4, f5, f6, f7, f8] = f;
-            let any = (f0 & f1 >> 1) | (f1 & f2 >> 1) | (f2 & f3 >> 1) | (f3 & f4 >> 1) | (f4 & f5 >> 1) | (f5 & f6 >> 1) | (f6 & f7 >> 1) | (f7 & f8 >> 1);
-            if any & FIRST_BITS != 0 {
-                for k in 0..8 {
-                    let starts = Self::starts(f[k], f[k + 1]);
-                    if starts != 0 {
-                        try_at(i + k, starts);
-                    }
-                }
+        // The flags of the pairs at the first eight offsets of `b` (nine
+        // bytes), side by side in one word: offset `k` in byte `k`. Two
+        // loads: the 16-bit quarters of the word at 0 are the pairs at
+        // offsets 0, 2, 4, 6, those of the word at 1 the others, each a
+        // table index as it is.
+        let flags8 = |b: &[u8]| {
+            let (even, odd) = (word(b), word(b.get(1..).unwrap_or_default()));
+            let f = |w: u64, shift: u32| u64::from(self.pair_flags[usize::from((w >> shift) as u16)]);
+            f(even, 0) | f(odd, 0) << 8 | f(even, 16) << 16 | f(odd, 16) << 24 | f(even, 32) << 32 | f(odd, 32) << 40 | f(even, 48) << 48 | f(odd, 48) << 56
+        };
+        // `here` and the word of the eight offsets after it: per offset, the
+        // sets that may start there. The shift moves each `SECOND` onto the
+        // `FIRST` of the offset before; what crosses into the byte below is
+        // masked off.
+        let starts_in = |here: u64, after: u64| here & ((here >> 8 | after << 56) >> 1) & FIRST_BITS_WORD;
+        let mut try_each = |at: usize, mut starts: u64| {
+            while starts != 0 {
+                let k = starts.trailing_zeros() / 8;
+                try_at(at + k as usize, (starts >> (8 * k)) as u8);
+                starts &= !(0xFF << (8 * k));
             }
-            i += 8;
+        };
+        // Sixteen offsets at a time, and a branch only where some offset
+        // may start a key.
+        let mut i = 0;
+        while let Some(block) = hay.get(i..i + 18).and_then(|b| <&[u8; 18]>::try_from(b).ok()) {
+            let (lo, hi) = (flags8(&block[..9]), flags8(&block[8..17]));
+            let [.., b16, b17] = *block;
+            let (starts_lo, starts_hi) = (starts_in(lo, hi), starts_in(hi, u64::from(self.flags(b16, b17))));
+            if starts_lo | starts_hi != 0 {
+                try_each(i, starts_lo);
+                try_each(i + 8, starts_hi);
+            }
+            i += 16;
         }
         // The tail, one offset at a time; a pair at the very end has no
         // next pair, and only a two-byte key can end there.
