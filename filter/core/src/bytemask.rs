@@ -35,7 +35,7 @@ pub fn below_or_equal(block: &[u8; BLOCK], bound: u8, eq: [u8; 2]) -> u32 {
             // The top bit of `lo + (0x80 - bound)` is set where `lo >=
             // bound`; no carry crosses a byte, as `lo` is at most 0x7f.
             let below = !((x & LOW) + (0x80 - u64::from(bound & 0x7f)) * ONES);
-            below | x | equal(x, eq[0]) | equal(x, eq[1])
+            below | x | equal_either(x, eq)
         })
     }
 }
@@ -57,7 +57,7 @@ pub fn control_or_equal(block: &[u8; BLOCK], eq: [u8; 2]) -> u32 {
         swar(block, |x| {
             // As in `below_or_equal`, then without the bytes from 0x80 up.
             let control = !((x & LOW) + (0x80 - 0x20) * ONES) & !x;
-            control | equal(x, eq[0]) | equal(x, eq[1])
+            control | equal_either(x, eq)
         })
     }
 }
@@ -139,17 +139,33 @@ fn equal(x: u64, c: u8) -> u64 {
     !(((y & LOW) + LOW) | y)
 }
 
+/// The top bit of each byte of `x` where it equals `eq[0]` or `eq[1]`. Two
+/// bytes one bit apart (`,` and `.`) take one comparison: with that bit
+/// set in every byte of `x`, both become the same byte.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn equal_either(x: u64, eq: [u8; 2]) -> u64 {
+    let apart = eq[0] ^ eq[1];
+    if apart.count_ones() == 1 {
+        equal(x | u64::from(apart) * ONES, eq[0] | apart)
+    } else {
+        equal(x, eq[0]) | equal(x, eq[1])
+    }
+}
+
 /// `flags` gives per byte of a little-endian word a set top bit where the
 /// byte passes (other bits ignored); gathered into one bit per byte.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn swar(block: &[u8; BLOCK], flags: impl Fn(u64) -> u64) -> u32 {
     let (lo, hi) = block.split_at(8);
-    let pack = |b: &[u8]| {
-        let x = word(b);
-        // One bit per byte, moved by the multiply to bits 56..64 in order.
-        ((flags(x) >> 7 & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
-    };
+    let (lo, hi) = (flags(word(lo)) & HIGH, flags(word(hi)) & HIGH);
+    // Most blocks of the scans that skip prose pass no byte.
+    if lo | hi == 0 {
+        return 0;
+    }
+    // One bit per byte, moved by the multiply to bits 56..64 in order.
+    let pack = |f: u64| ((f >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
     pack(lo) | pack(hi) << 8
 }
 
