@@ -378,7 +378,9 @@ pub static BUILTINS: &[Builtin] = &[
         id: "azure_ad_client_secret",
         category: Category::Secret,
         label: "AZURE_SECRET",
-        patterns: &[pat(r#"(?:^|[\s'"=:,(>])([A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?:[^A-Za-z0-9_~.\-]|$)"#, 1, Trigger::Literal(&["Q~"]), 6, 40)],
+        // Back 7: four bytes before `Q~` and the character before them,
+        // up to three bytes (U+2028 and U+3000 are `\s`).
+        patterns: &[pat(r#"(?:^|[\s'"=:,(>])([A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?:[^A-Za-z0-9_~.\-]|$)"#, 1, Trigger::Literal(&["Q~"]), 7, 40)],
         validator: Validator::Token { min_entropy: 3.0 },
         priority: 1,
         keep_last: 0,

@@ -312,11 +312,11 @@ impl PolicyEngine {
                             .configure(meta_config().auto_prefilter(false))
                             .build(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
-                        let (bytes, needs) = ByteSet::reach_of(&src)
+                        let (bytes, needs, tail) = ByteSet::reach_of(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         let relaxed = if p.group > 0 { Relaxed::build(&src, &syntax::Config::new(), meta_config().auto_prefilter(false)) } else { None };
                         engine.patterns.push(Pattern { detector: index, regex, group: p.group, relaxed, bytes });
-                        triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs });
+                        triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs, tail });
                         union_sources.push(src);
                         union_case_insensitive.push(false);
                     }
@@ -331,7 +331,7 @@ impl PolicyEngine {
                         None
                     };
                     engine.patterns.push(Pattern { detector: index, regex, group: c.group, relaxed, bytes: ByteSet::ALL });
-                    triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL, needs: Vec::new() });
+                    triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL, needs: Vec::new(), tail: None });
                     union_sources.push(c.pattern.clone());
                     union_case_insensitive.push(c.case_insensitive);
                     let context = if c.context.is_empty() {
@@ -895,7 +895,7 @@ mod tests {
         let reaches: Vec<Reach> = BUILTINS
             .iter()
             .flat_map(|b| b.patterns.iter())
-            .map(|p| Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes: ByteSet::ALL, needs: Vec::new() })
+            .map(|p| Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes: ByteSet::ALL, needs: Vec::new(), tail: None })
             .collect();
         assert_eq!(reaches.len(), plain.patterns.len(), "the default selection holds every built-in pattern, in order");
         plain.triggers = Triggers::build(&reaches).unwrap();
@@ -909,6 +909,12 @@ mod tests {
             "a.very.long.local.part.that.goes.on.and.on.past.sixty.four.bytes.of.it", "@", "://", " ", "  ", ", ", "; ", "'", "\"",
             "\n", "=", ":", "é", "日本", "\u{2028}", "\u{a0}", "x", "7", "-", ".", "_", "/",
             "The quarterly planning review covers revenue and hiring.",
+            // Values after long prefixes (a tail starts past the prefix),
+            // suffix bytes after them, IBANs with letters and without a stop.
+            "AWS secret key: ", "amazon_sak=", "aws.prod-secret_key  =  '", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "client_secret   =   ",
+            "secret_access_key:\t\"", "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+            "twilio auth token: 0123456789abcdef0123456789abcdef", "xyz8Q~AbCdEfGhIjKlMnOpQrStUvWxYz0123456", "GB82 WEST 1234 5698 7654 32",
+            "GB82WEST12345698765432 and more words", "sk-proj-", "T3BlbkFJ", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "hooks.slack.com/services/",
         ];
         let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..3000 {

@@ -56,10 +56,12 @@ impl ByteSet {
     }
 
     /// What a window needs to know of one pattern, from one parse: the
-    /// bytes its matches can hold and the sets each of them holds a byte of.
-    pub fn reach_of(regex: &str) -> Result<(Self, Vec<Self>), String> {
+    /// bytes its matches can hold, the sets each of them holds a byte of,
+    /// and the bytes past its bounded prefix ([`Tail`]).
+    pub fn reach_of(regex: &str) -> Result<(Self, Vec<Self>, Option<Tail>), String> {
         let hir = regex_automata::util::syntax::parse(regex).map_err(|e| e.to_string())?;
-        Ok((Self::held_by(&hir), Self::needed_by(&hir)))
+        let held = Self::held_by(&hir);
+        Ok((held, Self::needed_by(&hir), Tail::of(&hir).filter(|t| t.body != held)))
     }
 
     /// A superset of the bytes any match of `hir` can hold: each literal
@@ -166,23 +168,84 @@ impl ByteSet {
     }
 
     /// The largest `[from, to)` around `[at, end)` with `from >= lo`,
-    /// `to <= hi`, whose bytes outside `[at, end)` are all in the set.
-    fn run(&self, b: &[u8], at: usize, end: usize, lo: usize, hi: usize) -> (usize, usize) {
+    /// `to <= hi`, whose bytes outside `[at, end)` are all in the set;
+    /// with a tail `(body_from, tail)`, from `body_from` on it ends within
+    /// `tail.suffix` bytes of the first byte outside `tail.body`.
+    fn run(&self, b: &[u8], (at, end): (usize, usize), (lo, hi): (usize, usize), tail: Option<(usize, &Tail)>) -> (usize, usize) {
         let mut from = at;
         while from > lo && b.get(from - 1).is_some_and(|&c| self.contains(c)) {
             from -= 1;
         }
         let mut to = end.min(hi);
+        let Some((body_from, t)) = tail else {
+            return (from, self.extend(b, to, hi));
+        };
+        to = self.extend(b, to, hi.min(body_from));
+        if to < body_from.min(hi) {
+            return (from, to);
+        }
+        // The body's bytes are the pattern's too.
+        to = t.body.extend(b, to, hi);
+        (from, self.extend(b, to, hi.min(to.saturating_add(t.suffix))))
+    }
+
+    /// The first offset from `to` on whose byte is not in the set, or `hi`.
+    fn extend(&self, b: &[u8], mut to: usize, hi: usize) -> usize {
         while to < hi && b.get(to).is_some_and(|&c| self.contains(c)) {
             to += 1;
         }
-        (from, to)
+        to
+    }
+}
+
+/// Parts of a pattern that bound a window where its bytes do not: past a
+/// prefix of at most `prefix` bytes, a match holds only `body` bytes, then
+/// at most `suffix` bytes. The generic assignment's `\s{0,3}` before its
+/// value lets its bytes hold spaces, so a run of them goes on through the
+/// prose that follows; its value holds none, so the match ends at the
+/// first space past the prefix.
+///
+/// Why a window may stop there: a match starts at or before the latest
+/// start its trigger allows (`s`), so from `s + prefix` on its bytes are
+/// in its body or its suffix; the first byte there outside the body is in
+/// the suffix, which ends within `suffix` bytes of its own start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    pub prefix: usize,
+    pub body: ByteSet,
+    pub suffix: usize,
+}
+
+/// A part as long as this or longer (or without bound) is body, not
+/// prefix or suffix.
+const BODY_PART_LEN: usize = 32;
+
+impl Tail {
+    /// From the parts of the pattern's top-level sequence: the body runs
+    /// from the first long part to the last.
+    fn of(hir: &Hir) -> Option<Self> {
+        let mut top = hir;
+        while let HirKind::Capture(cap) = top.kind() {
+            top = &cap.sub;
+        }
+        let HirKind::Concat(parts) = top.kind() else {
+            return None;
+        };
+        let long = |h: &Hir| h.properties().maximum_len().is_none_or(|n| n >= BODY_PART_LEN);
+        let (first, last) = (parts.iter().position(long)?, parts.iter().rposition(long)?);
+        let bounded = |ps: &[Hir]| ps.iter().try_fold(0usize, |sum, h| sum.checked_add(h.properties().maximum_len()?));
+        Some(Self {
+            prefix: bounded(parts.get(..first)?)?,
+            body: parts.get(first..=last)?.iter().fold(ByteSet::EMPTY, |set, h| set.union(ByteSet::held_by(h))),
+            suffix: bounded(parts.get(last + 1..)?)?,
+        })
     }
 }
 
 /// Where one pattern can match: near its trigger (`back` bytes before it,
 /// `fwd` bytes after its start; for a digit cluster, after its end), in a
-/// run of `bytes` that holds a byte of each of `needs`.
+/// run of `bytes` that holds a byte of each of `needs` and ends as `tail`
+/// says.
 #[derive(Debug, Clone)]
 pub struct Reach {
     pub trigger: Trigger,
@@ -190,6 +253,7 @@ pub struct Reach {
     pub fwd: usize,
     pub bytes: ByteSet,
     pub needs: Vec<ByteSet>,
+    pub tail: Option<Tail>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,6 +265,8 @@ struct DigitRule {
     letters_before: bool,
     back: usize,
     fwd: usize,
+    bytes: ByteSet,
+    tail: Option<Tail>,
 }
 
 /// What one automaton hit opens: windows, after checking the exact case
@@ -216,6 +282,7 @@ struct Entry {
     fwd: usize,
     bytes: ByteSet,
     needs: [ByteSet; 2],
+    tail: Option<Tail>,
 }
 
 /// How one anchor set is searched: leftmost-longest either way.
@@ -333,21 +400,19 @@ impl Triggers {
         let mut digit_rules = Vec::new();
         let mut at_window: Option<AtWindow> = None;
         let mut always = false;
-        for (index, Reach { trigger, back, fwd, bytes, needs }) in patterns.iter().enumerate() {
-            let (trigger, back, fwd, bytes) = (*trigger, *back, *fwd, *bytes);
+        for (index, Reach { trigger, back, fwd, bytes, needs, tail }) in patterns.iter().enumerate() {
+            let (trigger, back, fwd, bytes, tail) = (*trigger, *back, *fwd, *bytes, *tail);
             let patterns = pattern_bit(index);
             match trigger {
                 Trigger::Literal(list) | Trigger::Word(list) => {
                     let case_sensitive = matches!(trigger, Trigger::Literal(_));
                     for l in list.iter().filter(|l| !l.is_empty()) {
                         let needs = ByteSet::telling(needs, l.as_bytes());
-                        own.push(Entry { patterns, offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes, needs });
+                        own.push(Entry { patterns, offset: 0, literal: l.to_string(), case_sensitive, back, fwd, bytes, needs, tail });
                     }
                 }
-                // A cluster's separators need not be in a match: its window
-                // keeps the plain bound.
                 Trigger::Digits { min, dots, colons, letters_before } => {
-                    digit_rules.push(DigitRule { patterns, min, dots, colons, letters_before, back, fwd });
+                    digit_rules.push(DigitRule { patterns, min, dots, colons, letters_before, back, fwd, bytes, tail });
                 }
                 Trigger::At => {
                     let needs = ByteSet::telling(needs, b"@");
@@ -393,16 +458,13 @@ impl Triggers {
             return vec![Window { start: 0, end: len, patterns: u64::MAX, triggers_end: len }];
         }
         let b = hay.as_bytes();
-        let mut out: Vec<Window> = Vec::new();
-        let mut push = |at: usize, end: usize, back: usize, fwd: usize, patterns: u64| {
-            out.push(Window { start: at.saturating_sub(back), end: end.saturating_add(fwd).min(len), patterns, triggers_end: end });
-        };
-        // A match holds its trigger `[at, end)`, lies within the bound and
-        // holds only its pattern's bytes: it lies within their run.
+        // A match holds its trigger `[at, end)`, lies within the bounds and
+        // holds only its pattern's bytes: it lies within their run. It
+        // starts at `at` or before, so its tail does from `at + prefix` on.
         let mut runs: Vec<Window> = Vec::new();
         // A run without a byte the pattern needs holds no match: no window.
-        let mut push_run = |at: usize, end: usize, back: usize, fwd: usize, bytes: &ByteSet, needs: &[ByteSet; 2], patterns: u64| {
-            let (from, to) = bytes.run(b, at, end, at.saturating_sub(back), at.saturating_add(fwd).min(len));
+        let mut push_run = |(at, end): (usize, usize), bounds: (usize, usize), bytes: &ByteSet, tail: Option<&Tail>, needs: &[ByteSet; 2], patterns: u64| {
+            let (from, to) = bytes.run(b, (at, end), bounds, tail.map(|t| (at.saturating_add(t.prefix), t)));
             let run = b.get(from..to).unwrap_or_default();
             if needs.iter().all(|n| n.any_in(run)) {
                 runs.push(Window { start: from, end: to, patterns, triggers_end: end });
@@ -414,15 +476,20 @@ impl Triggers {
                 if e.case_sensitive && b.get(at..at + e.literal.len()) != Some(e.literal.as_bytes()) {
                     continue;
                 }
-                push_run(at, at + e.literal.len(), e.back, e.fwd, &e.bytes, &e.needs, e.patterns);
+                let bounds = (at.saturating_sub(e.back), at.saturating_add(e.fwd).min(len));
+                push_run((at, at + e.literal.len()), bounds, &e.bytes, e.tail.as_ref(), &e.needs, e.patterns);
             }
         };
         if let Some((words, sets)) = &self.words {
-            words.for_each(b, |set, start, key| {
+            // Gathered first: a small callback leaves the scan's loop its
+            // registers.
+            let mut keys: Vec<(usize, usize, usize)> = Vec::new();
+            words.for_each(b, |set, start, key| keys.push((set, start, key)));
+            for (set, start, key) in keys {
                 if let Some(a) = sets.get(set).and_then(|&i| self.anchors.get(i)) {
                     hit(a, start, key);
                 }
-            });
+            }
         }
         for a in &self.anchors {
             if let Some(ac) = &a.automaton {
@@ -431,33 +498,52 @@ impl Triggers {
         }
         if let Some(w) = &self.at_window {
             for p in memchr::memchr_iter(b'@', b) {
-                push_run(p, p + 1, w.back, w.fwd, &w.bytes, &w.needs, w.patterns);
+                let bounds = (p.saturating_sub(w.back), p.saturating_add(w.fwd).min(len));
+                push_run((p, p + 1), bounds, &w.bytes, None, &w.needs, w.patterns);
             }
         }
         if !self.digit_windows.is_empty() {
-            for c in clusters(b) {
-                if let Some((back, fwd, patterns)) = self.digit_windows.reach(&c) {
-                    push(c.start, c.end, back, fwd, patterns);
-                }
-            }
+            runs.extend(clusters(b).iter().filter_map(|c| self.digit_windows.window(b, c)));
         }
-        out.extend(runs);
-        merge(out)
+        merge(runs)
     }
 }
 
-/// The window a digit cluster opens, looked up rather than worked out
-/// rule by rule: every rule's window holds the cluster, so they merge into
-/// one, the hull of the rules the cluster meets. Counts past the largest
-/// any rule asks for meet the same rules, so they are capped.
+/// What a digit cluster opens, looked up rather than worked out rule by
+/// rule: the hull of the plain bounds of the rules it meets, and the rules
+/// whose reach is worth a run of their bytes (a 50-byte bound after an
+/// IBAN's digits, not a few bytes around a phone number's). Counts past the
+/// largest any rule asks for meet the same rules, so they are capped.
 #[derive(Debug)]
 struct DigitWindows {
+    rules: Vec<DigitRule>,
     max_digits: usize,
     max_dots: usize,
     max_colons: usize,
-    /// `(back, fwd, patterns)` per capped (digits, dots, colons, letters
-    /// before).
-    hulls: Vec<Option<(usize, usize, u64)>>,
+    /// Per capped (digits, dots, colons, letters before).
+    cells: Vec<DigitCell>,
+}
+
+/// The rules one kind of cluster meets.
+#[derive(Debug, Default)]
+struct DigitCell {
+    /// `(back, fwd, patterns)`: the hull of the plain bounds.
+    plain: Option<(usize, usize, u64)>,
+    /// Indices into the rules: those cut to runs of their bytes.
+    runs: Vec<usize>,
+}
+
+/// A digit rule whose bounds reach this far is cut to the run of its bytes.
+const DIGIT_RUN_FROM: usize = 16;
+
+impl DigitRule {
+    fn is_met_by(&self, digits: usize, dots: usize, colons: usize, letters_before: bool) -> bool {
+        digits >= self.min && dots >= self.dots && colons >= self.colons && (!self.letters_before || letters_before)
+    }
+
+    fn runs(&self) -> bool {
+        self.back + self.fwd >= DIGIT_RUN_FROM && (self.bytes != ByteSet::ALL || self.tail.is_some())
+    }
 }
 
 impl DigitWindows {
@@ -465,36 +551,60 @@ impl DigitWindows {
         let max_digits = rules.iter().map(|r| r.min).max().unwrap_or(0);
         let max_dots = rules.iter().map(|r| r.dots).max().unwrap_or(0);
         let max_colons = rules.iter().map(|r| r.colons).max().unwrap_or(0);
-        let mut hulls = Vec::new();
+        let mut cells = Vec::new();
         if !rules.is_empty() {
             for digits in 0..=max_digits {
                 for dots in 0..=max_dots {
                     for colons in 0..=max_colons {
                         for letters_before in [false, true] {
-                            let met = rules.iter().filter(|r| {
-                                digits >= r.min && dots >= r.dots && colons >= r.colons && (!r.letters_before || letters_before)
-                            });
-                            hulls.push(met.fold(None, |hull: Option<(usize, usize, u64)>, r| {
-                                Some(hull.map_or((r.back, r.fwd, r.patterns), |(b, f, p)| (b.max(r.back), f.max(r.fwd), p | r.patterns)))
-                            }));
+                            let mut cell = DigitCell::default();
+                            for (i, r) in rules.iter().enumerate().filter(|(_, r)| r.is_met_by(digits, dots, colons, letters_before)) {
+                                if r.runs() {
+                                    cell.runs.push(i);
+                                } else {
+                                    cell.plain = Some(cell.plain.map_or((r.back, r.fwd, r.patterns), |(b, f, p)| (b.max(r.back), f.max(r.fwd), p | r.patterns)));
+                                }
+                            }
+                            cells.push(cell);
                         }
                     }
                 }
             }
         }
-        Self { max_digits, max_dots, max_colons, hulls }
+        Self { rules: rules.to_vec(), max_digits, max_dots, max_colons, cells }
     }
 
     fn is_empty(&self) -> bool {
-        self.hulls.is_empty()
+        self.cells.is_empty()
     }
 
-    fn reach(&self, c: &Cluster) -> Option<(usize, usize, u64)> {
+    /// The window cluster `c` of `b` opens, if any.
+    fn window(&self, b: &[u8], c: &Cluster) -> Option<Window> {
         let digits = c.digits.min(self.max_digits);
         let dots = c.dots.min(self.max_dots);
         let colons = c.colons.min(self.max_colons);
-        let at = ((digits * (self.max_dots + 1) + dots) * (self.max_colons + 1) + colons) * 2 + usize::from(c.letters_before);
-        self.hulls.get(at).copied().flatten()
+        let cell = self.cells.get(((digits * (self.max_dots + 1) + dots) * (self.max_colons + 1) + colons) * 2 + usize::from(c.letters_before))?;
+        // Most clusters of prose meet no rule.
+        if cell.plain.is_none() && cell.runs.is_empty() {
+            return None;
+        }
+        let bounds = |back: usize, fwd: usize| (c.start.saturating_sub(back), c.end.saturating_add(fwd).min(b.len()));
+        let mut hull = cell.plain.map(|(back, fwd, patterns)| {
+            let (start, end) = bounds(back, fwd);
+            Window { start, end, patterns, triggers_end: c.end }
+        });
+        for r in cell.runs.iter().filter_map(|&i| self.rules.get(i)) {
+            // The match holds some digit of the cluster, the last one at
+            // the latest: its tail starts there at the latest.
+            let tail = r.tail.as_ref().map(|t| (c.end.saturating_sub(1).saturating_add(t.prefix), t));
+            let (from, to) = r.bytes.run(b, (c.start, c.end), bounds(r.back, r.fwd), tail);
+            // Every rule's window holds the cluster: one window, their hull.
+            hull = Some(match hull {
+                None => Window { start: from, end: to, patterns: r.patterns, triggers_end: c.end },
+                Some(w) => Window { start: w.start.min(from), end: w.end.max(to), patterns: w.patterns | r.patterns, ..w },
+            });
+        }
+        hull
     }
 }
 
@@ -599,41 +709,64 @@ mod tests {
 
     /// A reach with no byte restriction: windows are the plain bounds.
     fn reach(trigger: Trigger, back: usize, fwd: usize) -> Reach {
-        Reach { trigger, back, fwd, bytes: ByteSet::ALL, needs: Vec::new() }
+        Reach { trigger, back, fwd, bytes: ByteSet::ALL, needs: Vec::new(), tail: None }
     }
 
-    /// The looked-up window of a digit cluster is the hull of the rules it
-    /// meets, worked out rule by rule, for every count up to past the caps.
+    /// The looked-up window of a digit cluster is the hull of the windows
+    /// of the rules it meets, worked out rule by rule, for every count up
+    /// to past the caps: plain bounds for near rules, runs of their bytes
+    /// for far-reaching ones.
     #[test]
     fn digit_windows_are_the_hull_of_the_rules_met() {
-        let rule = |patterns, min, dots, colons, letters_before, back, fwd| DigitRule { patterns, min, dots, colons, letters_before, back, fwd };
+        let letters = ByteSet::of_regex("[a-z0-9 ]").unwrap();
+        let rule = |patterns, min, dots, colons, letters_before, back, fwd, bytes| DigitRule {
+            patterns,
+            min,
+            dots,
+            colons,
+            letters_before,
+            back,
+            fwd,
+            bytes,
+            tail: None,
+        };
         let rules = [
-            rule(1, 8, 0, 0, false, 2, 4),
-            rule(2, 12, 0, 0, false, 0, 1),
-            rule(4, 2, 0, 0, true, 3, 50),
-            rule(8, 4, 3, 0, false, 0, 1),
-            rule(16 | 32, 1, 0, 2, false, 40, 40),
+            rule(1, 8, 0, 0, false, 2, 4, ByteSet::ALL),
+            rule(2, 12, 0, 0, false, 0, 1, letters),
+            rule(4, 2, 0, 0, true, 3, 50, letters),
+            rule(8, 4, 3, 0, false, 0, 1, ByteSet::ALL),
+            rule(16 | 32, 1, 0, 2, false, 40, 40, ByteSet::ALL),
         ];
+        assert_eq!(rules.iter().map(DigitRule::runs).collect::<Vec<_>>(), [false, false, true, false, false]);
         let table = DigitWindows::build(&rules);
+        let text = b"the ab 12 cd ef gh. And on and on and on and on and on and on and on and on and on.";
+        let (start, end) = (7, 9);
         let mut met_some = 0;
         for digits in 0..16 {
             for dots in 0..6 {
                 for colons in 0..4 {
                     for letters_before in [false, true] {
-                        let c = Cluster { start: 0, end: 0, digits, dots, colons, letters_before };
-                        let want = rules
-                            .iter()
-                            .filter(|r| c.digits >= r.min && c.dots >= r.dots && c.colons >= r.colons && (!r.letters_before || c.letters_before))
-                            .fold(None, |h: Option<(usize, usize, u64)>, r| {
-                                Some(h.map_or((r.back, r.fwd, r.patterns), |(b, f, p)| (b.max(r.back), f.max(r.fwd), p | r.patterns)))
-                            });
-                        assert_eq!(table.reach(&c), want, "{c:?}");
+                        let c = Cluster { start, end, digits, dots, colons, letters_before };
+                        let want = rules.iter().filter(|r| r.is_met_by(digits, dots, colons, letters_before)).fold(None, |hull: Option<Window>, r| {
+                            let bounds = (start.saturating_sub(r.back), (end + r.fwd).min(text.len()));
+                            let (from, to) = if r.runs() { r.bytes.run(text, (start, end), bounds, None) } else { bounds };
+                            Some(hull.map_or(Window { start: from, end: to, patterns: r.patterns, triggers_end: end }, |w| Window {
+                                start: w.start.min(from),
+                                end: w.end.max(to),
+                                patterns: w.patterns | r.patterns,
+                                ..w
+                            }))
+                        });
+                        assert_eq!(table.window(text, &c), want, "{c:?}");
                         met_some += usize::from(want.is_some());
                     }
                 }
             }
         }
         assert!(met_some > 0);
+        // The IBAN-like rule's run ends at the full stop, not 50 bytes on.
+        let iban = Cluster { start, end, digits: 2, dots: 0, colons: 0, letters_before: true };
+        assert_eq!(table.window(text, &iban).map(|w| (w.start, w.end)), Some((4, 18)));
         assert!(DigitWindows::build(&[]).is_empty());
     }
 
@@ -702,6 +835,31 @@ mod tests {
         // holds the trigger.
         let t = Triggers::build(&[Reach { bytes: ByteSet::EMPTY, ..reach(Trigger::Literal(&["AKIA"]), 2, 24) }]).unwrap();
         assert_eq!(spans(&t, "x AKIA y"), vec![(2, 6)]);
+    }
+
+    /// Past its prefix, an assignment's value holds no space: its window
+    /// ends soon after the prefix bound, with the value and the suffix
+    /// after it, not where the pattern's bytes, spaces among them, stop.
+    #[test]
+    fn a_tail_ends_the_window_with_the_value() {
+        let src = r"(?i)(?:password|secret)\s{0,3}[=:]\s{0,3}([^\s,;]{6,200})(?:[.!]|$)";
+        let (bytes, needs, tail) = ByteSet::reach_of(src).unwrap();
+        let tail = tail.unwrap();
+        // Case folding lets each `s` of "password" be `ſ` (two bytes); a
+        // space is up to three bytes.
+        assert_eq!((tail.prefix, tail.suffix), (10 + 9 + 1 + 9, 1));
+        assert!(bytes.contains(b' ') && !tail.body.contains(b' '));
+        let t = Triggers::build(&[Reach { bytes, needs, tail: Some(tail), ..reach(Trigger::Word(&["password", "secret"]), 0, 260) }]).unwrap();
+        // The prefix bound is at 4 + 29 = 33, inside "and"; the run ends at
+        // the space after it, plus the one suffix byte.
+        let text = "set password = hunter2hunter2. and then the rest of the prose goes on and on without a comma or semicolon";
+        assert_eq!(spans(&t, text), vec![(4, 35)]);
+        // A value that runs past the prefix bound runs to its end.
+        let text = "secret:   \t  x1y2z3w4v5x1y2z3w4v5x1 and more prose";
+        assert_eq!(spans(&t, text), vec![(0, 36)]);
+        // Without the tail the run goes on through the prose to the bound.
+        let t = Triggers::build(&[Reach { bytes, needs: vec![], ..reach(Trigger::Word(&["password"]), 0, 60) }]).unwrap();
+        assert_eq!(spans(&t, "set password = hunter2hunter2. and then the rest of the prose goes on and on"), vec![(4, 64)]);
     }
 
     #[test]

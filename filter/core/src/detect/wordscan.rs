@@ -124,17 +124,6 @@ impl WordScan {
     pub fn for_each(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
         // Per set, keys may start at `from` or later.
         let mut from = [0usize; MAX_SETS];
-        let mut try_at = |i: usize, mut starts: u8| {
-            for (set, (keys, from)) in self.sets.iter().zip(from.iter_mut()).enumerate() {
-                if starts & FIRST != 0 && i >= *from {
-                    if let Some((k, len)) = keys.word_at(hay, i) {
-                        hit(set, i, k);
-                        *from = i + len;
-                    }
-                }
-                starts >>= 2;
-            }
-        };
         // The flags of the pairs at the first eight offsets of `b` (nine
         // bytes), side by side in one word: offset `k` in byte `k`. Two
         // loads: the 16-bit quarters of the word at 0 are the pairs at
@@ -150,13 +139,6 @@ impl WordScan {
         // `FIRST` of the offset before; what crosses into the byte below is
         // masked off.
         let starts_in = |here: u64, after: u64| here & ((here >> 8 | after << 56) >> 1) & FIRST_BITS_WORD;
-        let mut try_each = |at: usize, mut starts: u64| {
-            while starts != 0 {
-                let k = starts.trailing_zeros() / 8;
-                try_at(at + k as usize, (starts >> (8 * k)) as u8);
-                starts &= !(0xFF << (8 * k));
-            }
-        };
         // Sixteen offsets at a time, and a branch only where some offset
         // may start a key.
         let mut i = 0;
@@ -165,8 +147,8 @@ impl WordScan {
             let [.., b16, b17] = *block;
             let (starts_lo, starts_hi) = (starts_in(lo, hi), starts_in(hi, u64::from(self.flags(b16, b17))));
             if starts_lo | starts_hi != 0 {
-                try_each(i, starts_lo);
-                try_each(i + 8, starts_hi);
+                self.try_each(hay, i, starts_lo, &mut from, &mut hit);
+                self.try_each(hay, i + 8, starts_hi, &mut from, &mut hit);
             }
             i += 16;
         }
@@ -176,9 +158,35 @@ impl WordScan {
             let next = hay.get(i + 2).map_or(u8::MAX, |&z| self.flags(y, z));
             let starts = Self::starts(self.flags(x, y), next);
             if starts != 0 {
-                try_at(i, starts);
+                self.try_at(hay, i, starts, &mut from, &mut hit);
             }
             i += 1;
+        }
+    }
+
+    /// [`Self::try_at`] each offset from `at` whose byte of `starts` is set.
+    #[inline(always)]
+    fn try_each(&self, hay: &[u8], at: usize, mut starts: u64, from: &mut [usize; MAX_SETS], hit: &mut impl FnMut(usize, usize, usize)) {
+        while starts != 0 {
+            let k = starts.trailing_zeros() / 8;
+            self.try_at(hay, at + k as usize, (starts >> (8 * k)) as u8, from, hit);
+            starts &= !(0xFF << (8 * k));
+        }
+    }
+
+    /// At offset `i`, the longest key of each set `starts` names, unless
+    /// the set's last match covers `i`. Always inlined: as a closure the
+    /// compiler may call it out of line, and it runs at every candidate.
+    #[inline(always)]
+    fn try_at(&self, hay: &[u8], i: usize, mut starts: u8, from: &mut [usize; MAX_SETS], hit: &mut impl FnMut(usize, usize, usize)) {
+        for (set, (keys, from)) in self.sets.iter().zip(from.iter_mut()).enumerate() {
+            if starts & FIRST != 0 && i >= *from {
+                if let Some((k, len)) = keys.word_at(hay, i) {
+                    hit(set, i, k);
+                    *from = i + len;
+                }
+            }
+            starts >>= 2;
         }
     }
 }
