@@ -43,6 +43,28 @@ def test_secret_and_card_reach_the_upstream_redacted(client):
     assert AWS_KEY not in serialized and EMAIL not in serialized and "4111" not in serialized
 
 
+AZURE_STORAGE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURE_AD_SECRET = "xyz8Q~AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
+
+
+def test_values_after_long_prefixes_and_wide_spaces_are_redacted(client):
+    """The engine's windows end with a value (past the bounded text before
+    it) and reach back over a three-byte space: the values are found whole."""
+    request_id = new_request_id()
+    marker = "values-" + request_id
+    prompt = (f"{marker}: storage AccountKey = '{AZURE_STORAGE_KEY}' and then a long sentence of prose "
+              f"without commas goes on for a while\u2028{AZURE_AD_SECRET} end")
+    status, _, body = client.chat(prompt, headers={"x-request-id": request_id})
+    assert status == 200, body
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    seen = upstream_body(client, marker)
+    for value in (AZURE_STORAGE_KEY, AZURE_AD_SECRET):
+        assert value not in echoed and value not in seen
+    assert echoed.endswith(" end") and "a long sentence of prose" in echoed
+    rules = {f["rule_id"] for f in client.record_for(request_id)["meshguard"]["findings"]}
+    assert {"azure_storage_key", "azure_ad_client_secret"} <= rules, rules
+
+
 def test_the_same_value_gets_the_same_placeholder(client):
     status, _, body = client.chat(f"write to {EMAIL}, cc {EMAIL} and ops@example.net")
     assert status == 200
