@@ -481,15 +481,11 @@ impl Triggers {
             }
         };
         if let Some((words, sets)) = &self.words {
-            // Gathered first: a small callback leaves the scan's loop its
-            // registers.
-            let mut keys: Vec<(usize, usize, usize)> = Vec::new();
-            words.for_each(b, |set, start, key| keys.push((set, start, key)));
-            for (set, start, key) in keys {
+            words.for_each(b, |set, start, key| {
                 if let Some(a) = sets.get(set).and_then(|&i| self.anchors.get(i)) {
                     hit(a, start, key);
                 }
-            }
+            });
         }
         for a in &self.anchors {
             if let Some(ac) = &a.automaton {
