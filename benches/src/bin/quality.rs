@@ -4,9 +4,13 @@
 //! `../shared/corpora` (gitleaks and detect-secrets cases, Presidio synthetic
 //! PII). Prints Markdown.
 //!
-//!     cargo run --release -p meshguard-benches --bin quality [corpus_dir] [shared_corpora_dir]
+//!     cargo run --release -p meshguard-benches --bin quality [--misses] [corpus_dir] [shared_corpora_dir]
+//!
+//! `--misses` also lists each third-party case the covered families get
+//! wrong (a secret not found, a near-miss flagged, a PII span missed or
+//! invented), for tuning the catalogue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -186,21 +190,53 @@ fn covered(name: &str) -> Option<&'static str> {
     table.iter().find(|(k, _)| name.starts_with(k)).map(|(_, v)| *v)
 }
 
-fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str) {
+/// A case printed by `--misses`: what went wrong, the rule or type, the text.
+fn print_misses(misses: &[String]) {
+    if misses.is_empty() {
+        return;
+    }
+    println!("Cases the covered families get wrong:\n");
+    for m in misses {
+        println!("- {m}");
+    }
+    println!();
+}
+
+/// A text shortened for one Markdown line.
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cut: String = one_line.chars().take(160).collect();
+    format!("`{}`", cut.replace('`', "'"))
+}
+
+fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str, show_misses: bool) {
     let Ok(raw) = fs::read_to_string(path) else {
         return;
     };
     let mut per: BTreeMap<String, [usize; 4]> = BTreeMap::new(); // [pos, pos_hit, neg, neg_hit]
     let mut all = [0usize; 4];
-    for line in raw.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
+    let mut misses = Vec::new();
+    let cases: Vec<serde_json::Value> = raw.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    // A case is "must not fire" for one rule; the same text can be another
+    // rule's secret (an admin key under the plain key's rule). Such a text
+    // is a secret, not a near-miss, and is left out of the negatives.
+    let secrets: BTreeSet<&str> = cases.iter().filter(|v| v["label"].as_str() == Some("secret")).filter_map(|v| v["text"].as_str()).collect();
+    let mut secret_elsewhere = 0;
+    for v in &cases {
         let text = v["text"].as_str().unwrap_or("");
         let name = v[name_field].as_str().unwrap_or("");
         let positive = v["label"].as_str() == Some("secret");
-        let hit = engine.scan(text).iter().any(|(id, _, _)| category(id) == "secret");
+        if !positive && secrets.contains(text) {
+            secret_elsewhere += 1;
+            continue;
+        }
+        let found: Vec<&str> = engine.scan(text).into_iter().filter(|(id, _, _)| category(id) == "secret").map(|(id, _, _)| id).collect();
+        let hit = !found.is_empty();
         let fam = covered(name).map_or_else(|| "(not covered)".to_string(), |f| f.to_string());
+        if show_misses && covered(name).is_some() && positive != hit {
+            let what = if positive { "missed".to_string() } else { format!("flagged as {}", found.join(", ")) };
+            misses.push(format!("{what} ({name}): {}", excerpt(text)));
+        }
         let slot = per.entry(fam).or_default();
         let idx = if positive { 0 } else { 2 };
         slot[idx] += 1;
@@ -224,9 +260,16 @@ fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str) {
     }
     println!("| **covered families** | {} | {} | {} | {} |", cov[0], ratio(cov[1], cov[0]), cov[2], ratio(cov[3], cov[2]));
     println!("| all cases | {} | {} | {} | {} |\n", all[0], ratio(all[1], all[0]), all[2], ratio(all[3], all[2]));
+    if secret_elsewhere > 0 {
+        println!("Left out of the near-misses: {secret_elsewhere} \"no secret\" case(s) whose text is another rule's secret in the same file.\n");
+    }
+    print_misses(&misses);
 }
 
-fn presidio(engine: &PolicyEngine, path: &Path) {
+/// The detectors whose findings the Presidio corpus labels (`ip`: both IP ones).
+const LABELLED: [&str; 6] = ["email", "phone", "credit_card", "iban", "us_ssn", "ip"];
+
+fn presidio(engine: &PolicyEngine, path: &Path, show_misses: bool) {
     let Ok(raw) = fs::read_to_string(path) else {
         return;
     };
@@ -246,6 +289,7 @@ fn presidio(engine: &PolicyEngine, path: &Path) {
     };
     let norm = |id: &str| if id == "ipv4" || id == "ipv6" { "ip".to_string() } else { id.to_string() };
     let mut per: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut misses = Vec::new();
     for item in &items {
         let text = item["full_text"].as_str().unwrap_or("");
         // Presidio positions are in characters; ours are bytes.
@@ -266,12 +310,17 @@ fn presidio(engine: &PolicyEngine, path: &Path) {
             .into_iter()
             .filter(|(id, _, _)| builtin(id).is_some_and(|b| b.category == Category::Pii))
             .map(|(id, s, e)| (norm(id), s, e))
+            // Only the types the corpus labels: a date of birth it leaves
+            // unlabelled is not an invented finding.
+            .filter(|(id, _, _)| LABELLED.contains(&id.as_str()))
             .collect();
         for g in &gold {
             let c = per.entry(g.0.clone()).or_default();
             c.gold += 1;
             if found.iter().any(|f| f.0 == g.0 && overlaps((f.1, f.2), (g.1, g.2))) {
                 c.tp += 1;
+            } else if show_misses {
+                misses.push(format!("missed {} {}: {}", g.0, excerpt(text.get(g.1..g.2).unwrap_or("")), excerpt(text)));
             }
         }
         for f in &found {
@@ -279,6 +328,9 @@ fn presidio(engine: &PolicyEngine, path: &Path) {
             c.found += 1;
             if !gold.iter().any(|g| g.0 == f.0 && overlaps((f.1, f.2), (g.1, g.2))) {
                 c.fp += 1;
+                if show_misses {
+                    misses.push(format!("invented {} {}: {}", f.0, excerpt(text.get(f.1..f.2).unwrap_or("")), excerpt(text)));
+                }
             }
         }
     }
@@ -289,12 +341,16 @@ fn presidio(engine: &PolicyEngine, path: &Path) {
         println!("| {id} | {} | {} | {} | {} |", c.gold, c.found, ratio(c.found - c.fp, c.found), ratio(c.tp, c.gold));
     }
     println!();
+    print_misses(&misses);
 }
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let corpus = std::env::args().nth(1).map_or_else(|| root.join("corpus"), PathBuf::from);
-    let shared = std::env::args().nth(2).map_or_else(|| root.join("../../shared/corpora"), PathBuf::from);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let show_misses = args.iter().any(|a| a == "--misses");
+    args.retain(|a| a != "--misses");
+    let corpus = args.first().map_or_else(|| root.join("corpus"), PathBuf::from);
+    let shared = args.get(1).map_or_else(|| root.join("../../shared/corpora"), PathBuf::from);
     let engine = match default_engine() {
         Ok(e) => e,
         Err(e) => {
@@ -305,9 +361,9 @@ fn main() {
     println!("## Detection quality (default catalogue: category:pii + category:secret)\n");
     own_corpus(&engine, &corpus);
     if shared.is_dir() {
-        secret_cases(&engine, &shared.join("secrets_gitleaks_cases.jsonl"), "rule");
-        secret_cases(&engine, &shared.join("secrets_detect_secrets_cases.jsonl"), "plugin");
-        presidio(&engine, &shared.join("pii_presidio_synth_v2.json"));
+        secret_cases(&engine, &shared.join("secrets_gitleaks_cases.jsonl"), "rule", show_misses);
+        secret_cases(&engine, &shared.join("secrets_detect_secrets_cases.jsonl"), "plugin", show_misses);
+        presidio(&engine, &shared.join("pii_presidio_synth_v2.json"), show_misses);
     } else {
         println!("(third-party corpora not found at {}; skipped)", shared.display());
     }
