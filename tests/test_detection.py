@@ -44,7 +44,7 @@ def test_secret_and_card_reach_the_upstream_redacted(client):
 
 
 AZURE_STORAGE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-AZURE_AD_SECRET = "xyz8Q~AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
+AZURE_AD_SECRET = "xyz8Q~C3J27XDCG2LmlZGEONYlgCtjfIZ4SOcMz"
 
 
 def test_values_after_long_prefixes_and_wide_spaces_are_redacted(client):
@@ -63,6 +63,26 @@ def test_values_after_long_prefixes_and_wide_spaces_are_redacted(client):
     assert echoed.endswith(" end") and "a long sentence of prose" in echoed
     rules = {f["rule_id"] for f in client.record_for(request_id)["meshguard"]["findings"]}
     assert {"azure_storage_key", "azure_ad_client_secret"} <= rules, rules
+
+
+def test_pasted_commands_lose_their_credentials(client):
+    """What people paste from a terminal: `curl -u user:password`, an
+    `Authorization: Basic` header, a JCB card and a number with an
+    extension. Each reaches the upstream redacted, the command around it
+    intact."""
+    request_id = new_request_id()
+    marker = "pasted-" + request_id
+    prompt = (f"{marker}: why does curl -s -X POST https://api.example.com/v2/jobs \\\n  -u deploy:yqDVtkqPECri "
+              "-H 'Authorization: Basic ZGVwbG95OlMzY3IzdFB3OXg=' fail? Card 3598 8993 2305 3410, "
+              "desk 345-899-3560x4587.")
+    status, _, body = client.chat(prompt, headers={"x-request-id": request_id})
+    assert status == 200, body
+    seen = upstream_body(client, marker)
+    for value in ("deploy:yqDVtkqPECri", "ZGVwbG95OlMzY3IzdFB3OXg=", "3598 8993 2305 3410", "345-899-3560x4587", "x4587"):
+        assert value not in seen, value
+    assert "curl -s -X POST https://api.example.com/v2/jobs" in seen and "-H 'Authorization: Basic " in seen
+    rules = {f["rule_id"] for f in client.record_for(request_id)["meshguard"]["findings"]}
+    assert {"url_password", "bearer_token", "credit_card", "phone"} <= rules, rules
 
 
 def test_the_same_value_gets_the_same_placeholder(client):

@@ -116,9 +116,11 @@ pub static BUILTINS: &[Builtin] = &[
         label: "PHONE",
         patterns: &[
             // E.164, digits may be split by spaces, dots, dashes, parentheses.
-            pat(r"\+[1-9](?:[ .\-]{0,2}\(?[0-9]\)?){7,14}", 0, digits(8), 2, 4),
+            // These two take an extension (`x4587`, ` ext. 12`) with the
+            // number; the validator judges what follows it.
+            pat(r"\+[1-9](?:[ .\-]{0,2}\(?[0-9]\)?){7,14}(?:(?i:x|\s?ext\.?\s?)[0-9]{1,5})?", 0, digits(8), 2, 12),
             // North American: (415) 555-0132, 415-555-0132, 415.555.0132.
-            pat(r"(?:\b1[ .\-]?)?(?:\([2-9][0-9]{2}\)[ .\-]?|\b[2-9][0-9]{2}[ .\-])[0-9]{3}[ .\-][0-9]{4}\b", 0, digits(10), 4, 2),
+            pat(r"(?:\b1[ .\-]?)?(?:\([2-9][0-9]{2}\)[ .\-]?|\b[2-9][0-9]{2}[ .\-])[0-9]{3}[ .\-][0-9]{4}(?:(?i:x|\s?ext\.?\s?)[0-9]{1,5})?", 0, digits(10), 4, 12),
             // National formats with a trunk 0: 020 7946 0958, 07700 900123, 01 23 45 67 89.
             pat(r"\b0[1-9][0-9]{0,4}[ .\-][0-9]{2,4}(?:[ .\-][0-9]{2,4}){0,3}\b", 0, digits(7), 1, 1),
             pat(r"\(0?[1-9][0-9]{0,3}\)[ .\-]?[0-9]{3,4}[ .\-]?[0-9]{3,4}\b", 0, digits(7), 2, 2),
@@ -128,7 +130,7 @@ pub static BUILTINS: &[Builtin] = &[
         validator: Validator::Phone,
         priority: 4,
         keep_last: 2,
-        summary: "phone numbers: E.164 (+ and 8-15 digits), North American, national formats with a trunk 0, any number after phone/tel/mobile",
+        summary: "phone numbers: E.164 (+ and 8-15 digits), North American, national formats with a trunk 0, any number after phone/tel/mobile; an extension (x4587, ext. 12) is part of the number",
     },
     Builtin {
         id: "credit_card",
@@ -151,7 +153,7 @@ pub static BUILTINS: &[Builtin] = &[
         validator: Validator::UsSsn,
         priority: 2,
         keep_last: 4,
-        summary: "US social security numbers with valid area/group/serial; 123-45-6789 form alone, other forms only after SSN context",
+        summary: "US social security numbers with valid area/group/serial; 123-45-6789 form alone, other forms only after SSN context (the words SSN, social security, TIN, ...)",
     },
     Builtin {
         id: "iban",
@@ -272,14 +274,17 @@ pub static BUILTINS: &[Builtin] = &[
         id: "gitlab_token",
         category: Category::Secret,
         label: "GITLAB_TOKEN",
+        // Each type at its documented length (routable tokens: a longer
+        // body and a `.` suffix), and not followed by a word character: a
+        // longer or shorter run is not that token.
         patterns: &[
-            pat(r"\b(?:glpat|gldt|glrt|glptt|glcbt|glft|glimt|glagent|glsoat|gloas|glffct)-[A-Za-z0-9_\-]{20,300}(?:\.[0-9a-z]{2,16})?", 0, Trigger::Literal(&["glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "glimt-", "glagent-", "glsoat-", "gloas-", "glffct-"]), 0, 340),
-            pat(r"\bGR1348941[A-Za-z0-9_\-]{20,64}", 0, Trigger::Literal(&["GR1348941"]), 0, 80),
+            pat(r"\b((?:glpat|gldt|glrt|glft|glsoat|glffct)-(?:[A-Za-z0-9_\-]{27,300}\.[0-9a-z]{2,16}|[A-Za-z0-9_\-]{20,50})|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_\-]{20,50}|glimt-[A-Za-z0-9_\-]{25}|glptt-[A-Za-z0-9_\-]{40}|glagent-[A-Za-z0-9_\-]{50,300}|gloas-[A-Za-z0-9_\-]{64})(?:[^A-Za-z0-9_]|$)", 1, Trigger::Literal(&["glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "glimt-", "glagent-", "glsoat-", "gloas-", "glffct-"]), 0, 340),
+            pat(r"\b(GR1348941[A-Za-z0-9_\-]{20,50})(?:[^A-Za-z0-9_]|$)", 1, Trigger::Literal(&["GR1348941"]), 0, 80),
         ],
         validator: Validator::Token { min_entropy: 3.0 },
         priority: 1,
         keep_last: 0,
-        summary: "GitLab personal, deploy, runner, trigger, CI job, feed, incoming mail, agent, SCIM and OAuth tokens",
+        summary: "GitLab personal, deploy, runner, trigger, CI job, feed, incoming mail, agent, SCIM and OAuth tokens, each at its documented length",
     },
     Builtin {
         id: "slack_token",
@@ -291,14 +296,18 @@ pub static BUILTINS: &[Builtin] = &[
             pat(r"\bxox[pe](?:-[0-9]{10,13}){3}-[A-Za-z0-9\-]{28,34}", 0, Trigger::Literal(&["xoxp-", "xoxe-"]), 0, 120),
             pat(r"\bxox[os]-[0-9]+-[0-9]+-[0-9]+-[A-Fa-f0-9]+", 0, Trigger::Literal(&["xoxo-", "xoxs-"]), 0, 200),
             pat(r"\bxox[ar]-(?:[0-9]-)?[A-Za-z0-9]{8,48}\b", 0, Trigger::Literal(&["xoxa-", "xoxr-"]), 0, 60),
-            pat(r"\bxoxe\.xox[bp]-[0-9]-[A-Z0-9]{163,166}", 0, Trigger::Literal(&["xoxe."]), 0, 190),
-            pat(r"\bxoxe-[0-9]-[A-Z0-9]{146}", 0, Trigger::Literal(&["xoxe-"]), 0, 160),
+            // Legacy and test-era shapes: numeric ids of five digits or
+            // more, then the secret part, which ends the token.
+            pat(r"\b(xox[aboprs]-(?:[0-9]-)?(?:[0-9]{5,13}-){1,3}[A-Za-z0-9]{10,64})(?:[^A-Za-z0-9\-]|$)", 1, Trigger::Literal(&["xoxa-", "xoxb-", "xoxo-", "xoxp-", "xoxr-", "xoxs-"]), 0, 120),
+            // Configuration tokens: base64 of any case.
+            pat(r"\bxoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{163,166}", 0, Trigger::Literal(&["xoxe."]), 0, 190),
+            pat(r"\bxoxe-[0-9]-[A-Za-z0-9]{146}", 0, Trigger::Literal(&["xoxe-"]), 0, 160),
             pat(r"\bxapp-[0-9]-[A-Z0-9]{6,20}-[0-9]{6,20}-[A-Za-z0-9]{20,100}", 0, Trigger::Literal(&["xapp-"]), 0, 160),
         ],
         validator: Validator::Token { min_entropy: 2.5 },
         priority: 1,
         keep_last: 0,
-        summary: "Slack bot, user, app, config and legacy tokens (xoxb-, xoxp-, xapp-, xoxe.)",
+        summary: "Slack bot, user, app, config, refresh and legacy tokens (xoxb-, xoxp-, xoxa-, xoxs-, xapp-, xoxe.)",
     },
     Builtin {
         id: "slack_webhook",
@@ -348,11 +357,12 @@ pub static BUILTINS: &[Builtin] = &[
         id: "google_api_key",
         category: Category::Secret,
         label: "GOOGLE_API_KEY",
-        patterns: &[pat(r"\bAIza[0-9A-Za-z_\-]{35}", 0, Trigger::Literal(&["AIza"]), 0, 40)],
+        // Exactly 39 characters: a longer run is not a key.
+        patterns: &[pat(r"\b(AIza[0-9A-Za-z_\-]{35})(?:[^0-9A-Za-z_\-]|$)", 1, Trigger::Literal(&["AIza"]), 0, 40)],
         validator: Validator::Token { min_entropy: 3.0 },
         priority: 1,
         keep_last: 0,
-        summary: "Google API keys (AIza, 39 characters)",
+        summary: "Google API keys (AIza, exactly 39 characters)",
     },
     Builtin {
         id: "azure_connection_string",
@@ -423,7 +433,9 @@ pub static BUILTINS: &[Builtin] = &[
         id: "pypi_token",
         category: Category::Secret,
         label: "PYPI_TOKEN",
-        patterns: &[pat(r"\bpypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{40,}", 0, Trigger::Literal(&["pypi-"]), 0, 400)],
+        // A macaroon: 70 characters or more after the prefix (real ones run
+        // to about 160); a shorter run is a fragment.
+        patterns: &[pat(r"\bpypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{70,}", 0, Trigger::Literal(&["pypi-"]), 0, 400)],
         validator: Validator::Token { min_entropy: 3.0 },
         priority: 1,
         keep_last: 0,
@@ -443,11 +455,13 @@ pub static BUILTINS: &[Builtin] = &[
         id: "jwt",
         category: Category::Secret,
         label: "JWT",
-        patterns: &[pat(r"\beyJ[A-Za-z0-9_\-]{8,}\.ey[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", 0, Trigger::Literal(&["eyJ"]), 0, 4096)],
+        // The signature part is optional: an unsigned token still carries
+        // its claims.
+        patterns: &[pat(r"\beyJ[A-Za-z0-9_\-]{8,}\.ey[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*)?", 0, Trigger::Literal(&["eyJ"]), 0, 4096)],
         validator: Validator::Jwt,
         priority: 2,
         keep_last: 0,
-        summary: "JSON Web Tokens whose header and payload decode to JSON objects (header with alg or typ)",
+        summary: "JSON Web Tokens, signed or not, whose header and payload decode to whole JSON objects (header with alg or typ)",
     },
     Builtin {
         id: "database_url",
@@ -463,31 +477,43 @@ pub static BUILTINS: &[Builtin] = &[
         id: "url_password",
         category: Category::Secret,
         label: "PASSWORD",
-        patterns: &[pat(r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?|ssh|git)://[^\s:/@'\x22]{1,64}:([^\s@'\x22/]{1,128})@", 1, Trigger::Literal(&["://"]), 10, 200)],
+        patterns: &[
+            pat(r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?|ssh|git)://[^\s:/@'\x22]{1,64}:([^\s@'\x22/]{1,128})@", 1, Trigger::Literal(&["://"]), 10, 200),
+            // `curl -u user:password` (or `--user`) in the same command: no
+            // `;`, `|` or `&` between. The whole credential is the value:
+            // an API key is often the user part (`-u sk_live_...:`).
+            pat(r#"(?i)\bcurl\s(?:[^;|&]{0,200}?\s)?(?:-u|--user)(?:\s{1,8}|=)['"]?([^\s'":]{1,64}['"]?:(?:['"]?[^\s'"]{1,128})?|:[^\s'"]{1,128})"#, 1, Trigger::Word(&["curl"]), 0, 420),
+        ],
         validator: Validator::UrlPassword,
         priority: 0,
         keep_last: 0,
-        summary: "the password of an http, ftp, smtp, ldap, ssh or git URL with credentials",
+        summary: "the password of an http, ftp, smtp, ldap, ssh or git URL with credentials; the user:password of `curl -u`",
     },
     Builtin {
         id: "bearer_token",
         category: Category::Secret,
         label: "TOKEN",
-        patterns: &[pat(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9_\-.=+/~]{20,500})", 1, Trigger::Word(&["bearer", "token"]), 0, 520)],
+        patterns: &[
+            pat(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9_\-.=+/~]{20,500})", 1, Trigger::Word(&["bearer", "token"]), 0, 520),
+            // `Authorization: Basic <base64 of user:password>`, and a bare
+            // credential as the whole header value.
+            pat(r#"(?i)\bauthorization['"]?\s{0,3}[:=]\s{0,3}['"]?basic\s+([A-Za-z0-9+/]{8,500}={0,2})"#, 1, Trigger::Word(&["authorization"]), 0, 540),
+            pat(r#"(?i)\bauthorization['"]?\s{0,3}[:=]\s{0,3}['"]?([A-Za-z0-9_\-.=+/~]{16,500})"#, 1, Trigger::Word(&["authorization"]), 0, 540),
+        ],
         validator: Validator::Token { min_entropy: 3.2 },
         priority: 2,
         keep_last: 0,
-        summary: "the credential after `Bearer` / `Token` (Authorization headers pasted into prompts), gated by entropy",
+        summary: "the credential after `Bearer` / `Token` / `Authorization: Basic`, or a bare `Authorization:` value (headers pasted into prompts), gated by entropy",
     },
     Builtin {
         id: "secret_assignment",
         category: Category::Secret,
         label: "SECRET",
-        patterns: &[pat(r#"(?i)(?:password|passwd|pwd|passphrase|secret|secret[_\-.]?key|api[_\-.]?key|apikey|api[_\-.]?secret|access[_\-.]?key|access[_\-.]?token|auth[_\-.]?token|client[_\-.]?secret|private[_\-.]?key|refresh[_\-.]?token|token)['"]?\s{0,3}(?::=|=>|==|=|:)\s{0,3}['"`]?([^\s'"`,;]{6,200})"#, 1, Trigger::Word(&["password", "passwd", "pwd", "passphrase", "secret", "api", "apikey", "access", "auth", "client", "private", "refresh", "token"]), 0, 260)],
+        patterns: &[pat(r#"(?i)(?:password|passwd|pwd|passphrase|secret|secret[_\-.]?key|api[_\-.]?key|apikey|api[_\-.]?secret|access[_\-.]?key|access[_\-.]?token|auth[_\-.]?token|client[_\-.]?secret|private[_\-.]?key|refresh[_\-.]?token|token|credentials?|auth)['"]?\s{0,3}(?::=|=>|==|=|:)\s{0,3}['"`]?([^\s'"`,;]{6,200})"#, 1, Trigger::Word(&["password", "passwd", "pwd", "passphrase", "secret", "api", "apikey", "access", "auth", "client", "private", "refresh", "token", "credential"]), 0, 260)],
         validator: Validator::Assignment,
         priority: 6,
         keep_last: 0,
-        summary: "values assigned to password / secret / api_key / token names (`password=...`, `\"api_key\": \"...\"`), gated by entropy and character classes; placeholders (xxxx, <your-key>, ${VAR}, changeme) rejected",
+        summary: "values assigned to password / secret / api_key / token / credentials names (`password=...`, `\"api_key\": \"...\"`), gated by entropy and character classes; placeholders (xxxx, <your-key>, ${VAR}, changeme) and anti-forgery, public and pagination tokens rejected",
     },
 ];
 

@@ -68,8 +68,8 @@ impl Validator {
             Validator::Token { min_entropy } => token(value, min_entropy).then_some(span),
             Validator::PrivateKey => private_key(hay, span),
             Validator::Jwt => jwt(value).then_some(span),
-            Validator::UrlPassword => (!is_placeholder(value) && !value.starts_with('$')).then_some(span),
-            Validator::Assignment => assignment_value(value).then_some(span),
+            Validator::UrlPassword => credential(value).then_some(span),
+            Validator::Assignment => (assignment_value(value) && !benign_name(assigned_to(hay, span.start))).then_some(span),
             Validator::Entropy(min) => (shannon_entropy(value) >= min).then_some(span),
         }
     }
@@ -141,7 +141,9 @@ pub fn card_issuer(digits: &[u8]) -> Option<&'static str> {
     if (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622_126..=622_925).contains(&p6)) && (16..=19).contains(&len) {
         return Some("discover");
     }
-    if ((3528..=3589).contains(&p4) && (16..=19).contains(&len)) || ((p4 == 2131 || p4 == 1800) && len == 15) {
+    // JCB's assigned range is 3528-3589; the whole 35 block is taken, as
+    // card generators (Faker, and test data made with it) use it.
+    if (p2 == 35 && (16..=19).contains(&len)) || ((p4 == 2131 || p4 == 1800) && len == 15) {
         return Some("jcb");
     }
     if ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len) {
@@ -211,6 +213,16 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
     !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
+/// [`contains_ci`] where the match is a whole word, or its plural: no
+/// ASCII letter or digit right before it or after it (or after an `s`
+/// there). "TIN:" and "SSNs" count; the "tin" of "Tintin" does not.
+pub fn contains_word_ci(hay: &str, word: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), word.as_bytes());
+    let alnum_at = |i: usize| h.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let ends_word = |i: usize| !alnum_at(i) || (h.get(i).is_some_and(|b| b.eq_ignore_ascii_case(&b's')) && !alnum_at(i + 1));
+    !n.is_empty() && h.windows(n.len()).enumerate().any(|(i, w)| w.eq_ignore_ascii_case(n) && (i == 0 || !alnum_at(i - 1)) && ends_word(i + n.len()))
+}
+
 /// US SSN: area 001–899 except 666, group 01–99, serial 0001–9999, not the
 /// advertising numbers. Separated forms (`123-45-6789`, `123 45 6789`) stand
 /// alone; nine bare digits need context ("SSN", "social security") because
@@ -237,7 +249,7 @@ fn us_ssn(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
         return Some(span);
     }
     let ctx = before(hay, span.start, 40);
-    let has_context = ["ssn", "social security", "ss#", "ss #", "ss no", "tin"].iter().any(|k| contains_ci(ctx, k));
+    let has_context = ["ssn", "social security", "ss#", "ss #", "ss no", "tin"].iter().any(|k| contains_word_ci(ctx, k));
     (has_context || (grouped && after(hay, span.end, 1) != "-")).then_some(span)
 }
 
@@ -429,15 +441,23 @@ pub fn shannon_entropy(value: &str) -> f64 {
     sum
 }
 
-/// Runs like `xxxx`, `0000`, `****`, `XXXXXXXX`: the shape of documentation
-/// placeholders, never of a generated secret.
+/// Runs like `xxxx`, `0000`, `****`, `XXXXXXXX`, `abcdefgh`: the shape of
+/// documentation placeholders, never of a generated secret.
 fn has_placeholder_run(value: &str) -> bool {
     // One pass over runs of the same byte (ASCII case folded): five of
-    // any non-digit, four of `x` or `*`, ten of `0`.
+    // any non-digit, four of `x` or `*`, ten of `0`; and over runs of
+    // letters in alphabet order (`abcdefgh`): eight. (Digits in order are
+    // left alone: `Summer12345678` is a weak password, still a password.)
     let mut prev = None;
     let mut run = 0usize;
+    let mut ascending = 0usize;
     for b in value.bytes().map(|b| b.to_ascii_lowercase()) {
         run = if prev == Some(b) { run + 1 } else { 1 };
+        let next_in_order = prev.is_some_and(|p: u8| p.is_ascii_lowercase() && b.is_ascii_lowercase() && p + 1 == b);
+        ascending = if next_in_order { ascending + 1 } else { 1 };
+        if ascending >= 8 {
+            return true;
+        }
         prev = Some(b);
         let placeholder_at = match b {
             b'x' | b'*' => 4,
@@ -570,7 +590,49 @@ fn jwt(value: &str) -> bool {
     };
     let h = String::from_utf8_lossy(&h);
     let p = String::from_utf8_lossy(&p);
-    h.trim_start().starts_with('{') && (h.contains("\"alg\"") || h.contains("\"typ\"")) && p.trim_start().starts_with('{')
+    // Whole objects: a header cut short (`{"alg":"HS256","typ":"JWT"`) is
+    // a fragment, not a token.
+    let object = |s: &str| s.trim_start().starts_with('{') && s.trim_end().ends_with('}');
+    object(&h) && (h.contains("\"alg\"") || h.contains("\"typ\"")) && object(&p)
+}
+
+fn unquoted(s: &str) -> &str {
+    s.trim_matches(|c: char| c == '"' || c == '\'')
+}
+
+/// A URL's password, or a `user:password` pair (`curl -u`): the password,
+/// or the user where the password is empty (an API key as the user), must
+/// not be a placeholder (`pass`, `[PASSWORD]`, `$PW`); in a pair, nor
+/// shorter than four characters (`xxx:yyy`).
+fn credential(value: &str) -> bool {
+    let judged = match value.split_once(':').map(|(user, password)| (unquoted(user), unquoted(password))) {
+        Some((user, "")) => user,
+        Some((_, password)) => password,
+        None => value,
+    };
+    let bracketed = judged.starts_with('[') && judged.ends_with(']');
+    let long_enough = !value.contains(':') || judged.len() >= 4;
+    long_enough && !bracketed && !is_placeholder(judged) && !judged.starts_with('$')
+}
+
+/// The name a value is assigned to: the run of name characters before the
+/// operator and quotes (`x-csrf-token` in `x-csrf-token: "..."`).
+fn assigned_to(hay: &str, value_start: usize) -> &str {
+    let head = before(hay, value_start, 64);
+    let name_end = head.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ':' | '=' | '>'));
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let start = name_end.char_indices().rev().find(|&(_, c)| !is_name(c)).map_or(0, |(i, c)| i + c.len_utf8());
+    name_end.get(start..).unwrap_or("")
+}
+
+/// Parts of names whose values are not secrets, though the name holds a
+/// secret-like word: anti-forgery tokens, public and publishable keys,
+/// pagination tokens, `io.jsonwebtoken` (a Java package).
+const BENIGN_NAME_PARTS: &[&str] =
+    &["csrf", "xsrf", "public", "publishable", "jsonweb", "pagetoken", "page_token", "nexttoken", "next_token", "continuation", "cancellation"];
+
+fn benign_name(name: &str) -> bool {
+    BENIGN_NAME_PARTS.iter().any(|part| contains_ci(name, part))
 }
 
 /// The value of a keyword assignment. Real passwords and keys vary; what
@@ -581,12 +643,18 @@ fn assignment_value(value: &str) -> bool {
     if v.len() < 6 || is_placeholder(v) {
         return false;
     }
-    let b = v.as_bytes();
     // Identifiers and dotted paths: `os.environ`, `config.api_key`, `get_token()`.
-    let identifier = b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'(' | b')' | b'[' | b']'))
-        && !b.iter().any(u8::is_ascii_digit);
-    if identifier {
+    let identifier = |b: &[u8]| {
+        b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'(' | b')' | b'[' | b']'))
+            && !b.iter().any(u8::is_ascii_digit)
+    };
+    if identifier(v.as_bytes()) {
+        return false;
+    }
+    // The name of the next assignment, when this one is empty
+    // (`GITHUB_KEY= OTHER_KEY=`): an identifier with a `_` or `.` and `=`.
+    if v.strip_suffix('=').is_some_and(|name| identifier(name.as_bytes()) && name.contains(['_', '.'])) {
         return false;
     }
     if v.contains("()") || v.contains("](") || v.starts_with("process.env") || v.starts_with("os.") {
@@ -616,8 +684,11 @@ fn email(value: &str) -> bool {
 /// separators. Bare digit runs are not phones here (precision first).
 fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     let value = hay.get(span.clone())?;
+    // An extension (`x4587`, ` ext. 12`) is matched with the number but
+    // is not one of its digits.
+    let number = value.get(..value.len() - extension_len(value)).unwrap_or(value);
     // More than 15 digits is no phone number in either format.
-    let (buf, len) = digits_upto::<15>(value)?;
+    let (buf, len) = digits_upto::<15>(number)?;
     let d = buf.get(..len).unwrap_or_default();
     let prev = before(hay, span.start, 1);
     let next = after(hay, span.end, 2);
@@ -637,6 +708,21 @@ fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     (7..=13).contains(&len).then_some(span)
 }
 
+/// The length of the extension that ends a matched phone number (`x4587`,
+/// `ext.12`, ` ext. 12`: a marker, then one to five digits), or 0.
+fn extension_len(value: &str) -> usize {
+    let b = value.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let head = b.get(..b.len() - digits).unwrap_or_default();
+    let marker = |m: &[u8]| head.len() >= m.len() && head.get(head.len() - m.len()..).is_some_and(|t| t.eq_ignore_ascii_case(m));
+    let marker_len = [&b" ext. "[..], b" ext.", b"ext. ", b" ext ", b"ext.", b" ext", b"ext ", b"ext", b"x"].iter().find(|m| marker(m)).map_or(0, |m| m.len());
+    if marker_len > 0 && (1..=5).contains(&digits) {
+        marker_len + digits
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -646,9 +732,9 @@ mod tests {
         v.check(s, 0..s.len()).is_some()
     }
 
-    /// The one-pass run check answers what the three checks it replaced
-    /// answer: a run of five equal non-digits (in any case), or `xxxx`,
-    /// `****`, `0000000000` anywhere.
+    /// The one-pass run check answers what the checks it replaced answer:
+    /// a run of five equal non-digits (in any case), `xxxx`, `****`,
+    /// `0000000000`, or eight letters in alphabet order, anywhere.
     #[test]
     fn placeholder_runs_in_one_pass() {
         fn reference(value: &str) -> bool {
@@ -665,9 +751,11 @@ mod tests {
                 }
             }
             let lower = value.to_ascii_lowercase();
-            lower.contains("xxxx") || lower.contains("****") || lower.contains("0000000000")
+            let alphabet = "abcdefghijklmnopqrstuvwxyz".as_bytes();
+            let in_order = alphabet.windows(8).any(|w| lower.as_bytes().windows(8).any(|v| v == w));
+            lower.contains("xxxx") || lower.contains("****") || lower.contains("0000000000") || in_order
         }
-        let pieces = ["x", "X", "*", "0", "1", "a", "A", "é", "-", "xx", "00000", "aaaa", "**"];
+        let pieces = ["x", "X", "*", "0", "1", "a", "A", "é", "-", "xx", "00000", "aaaa", "**", "abcd", "EFGH", "efg", "hij", "b"];
         let mut next = crate::test_rng::xorshift(0x3c6e_f372_fe94_f82b);
         let mut found = 0;
         for _ in 0..20_000 {
@@ -728,6 +816,8 @@ mod tests {
         assert_eq!(card_issuer(&digits("378282246310005")), Some("amex"));
         assert_eq!(card_issuer(&digits("6011111111111117")), Some("discover"));
         assert_eq!(card_issuer(&digits("3530111333300000")), Some("jcb"));
+        assert_eq!(card_issuer(&digits("3598899323053410")), Some("jcb"));
+        assert_eq!(card_issuer(&digits("359889932305341")), None, "15 digits");
         assert_eq!(card_issuer(&digits("1234567812345670")), None);
     }
 
@@ -748,6 +838,15 @@ mod tests {
         assert!(!ok(Validator::UsSsn, "536221234"));
         let s = "SSN: 536221234";
         assert_eq!(Validator::UsSsn.check(s, 5..s.len()), Some(5..14));
+        // Context is a whole word: "TIN" counts, the "tin" of a name does not.
+        let s = "TIN 53622 1234";
+        assert_eq!(Validator::UsSsn.check(s, 4..s.len()), Some(4..14));
+        let s = "Tintin Forsberg 53622 1234 Main St";
+        assert_eq!(Validator::UsSsn.check(s, 16..26), None);
+        let s = "SSNs: 536221234";
+        assert_eq!(Validator::UsSsn.check(s, 6..s.len()), Some(6..15), "the plural counts");
+        let s = "tinsel 536221234";
+        assert_eq!(Validator::UsSsn.check(s, 7..s.len()), None);
     }
 
     #[test]
