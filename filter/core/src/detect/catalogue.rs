@@ -480,9 +480,11 @@ pub static BUILTINS: &[Builtin] = &[
         patterns: &[
             pat(r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?|ssh|git)://[^\s:/@'\x22]{1,64}:([^\s@'\x22/]{1,128})@", 1, Trigger::Literal(&["://"]), 10, 200),
             // `curl -u user:password` (or `--user`) in the same command: no
-            // `;`, `|` or `&` between. The whole credential is the value:
-            // an API key is often the user part (`-u sk_live_...:`).
-            pat(r#"(?i)\bcurl\s(?:[^;|&]{0,200}?\s)?(?:-u|--user)(?:\s{1,8}|=)['"]?([^\s'":]{1,64}['"]?:(?:['"]?[^\s'"]{1,128})?|:[^\s'"]{1,128})"#, 1, Trigger::Word(&["curl"]), 0, 420),
+            // `;`, `|`, `&` or unescaped line break between (a streamed
+            // answer is held only while the command can still hold one).
+            // The whole credential is the value: an API key is often the
+            // user part (`-u sk_live_...:`).
+            pat(r#"(?i)\bcurl\s(?:(?:[^;|&\n]|\\\r?\n){0,200}?\s)?(?:-u|--user)(?:\s{1,8}|=)['"]?([^\s'":]{1,64}['"]?:(?:['"]?[^\s'"]{1,128})?|:[^\s'"]{1,128})"#, 1, Trigger::Word(&["curl"]), 0, 420),
         ],
         validator: Validator::UrlPassword,
         priority: 0,
