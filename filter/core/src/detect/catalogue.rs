@@ -498,9 +498,10 @@ pub static BUILTINS: &[Builtin] = &[
         patterns: &[
             pat(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9_\-.=+/~]{20,500})", 1, Trigger::Word(&["bearer", "token"]), 0, 520),
             // `Authorization: Basic <base64 of user:password>`, and a bare
-            // credential as the whole header value.
+            // credential as the whole header value (up to a quote or the
+            // line's end: `AWS4-HMAC-SHA256 Credential=...` is a scheme).
             pat(r#"(?i)\bauthorization['"]?\s{0,3}[:=]\s{0,3}['"]?basic\s+([A-Za-z0-9+/]{8,500}={0,2})"#, 1, Trigger::Word(&["authorization"]), 0, 540),
-            pat(r#"(?i)\bauthorization['"]?\s{0,3}[:=]\s{0,3}['"]?([A-Za-z0-9_\-.=+/~]{16,500})"#, 1, Trigger::Word(&["authorization"]), 0, 540),
+            pat(r#"(?i)\bauthorization['"]?\s{0,3}[:=]\s{0,3}['"]?([A-Za-z0-9_\-.=+/~]{16,500})(?:['"\r\n]|$)"#, 1, Trigger::Word(&["authorization"]), 0, 540),
         ],
         validator: Validator::Token { min_entropy: 3.2 },
         priority: 2,
