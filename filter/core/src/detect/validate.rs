@@ -660,9 +660,26 @@ fn assignment_value(value: &str) -> bool {
     if v.contains("()") || v.contains("](") || v.starts_with("process.env") || v.starts_with("os.") {
         return false;
     }
+    if file_path(v) {
+        return false;
+    }
     let classes = char_classes(v);
     let entropy = shannon_entropy(v);
     (classes >= 3 && entropy >= 2.5) || (classes >= 2 && entropy >= 3.0 && v.len() >= 8) || (entropy >= 3.5 && v.len() >= 12)
+}
+
+/// A file path where a secret's location is configured (`~/.aws/credentials`,
+/// `/run/secrets/db`): relative, home, or absolute with a lower-case first
+/// directory (a base64 value starting `/` rarely has one).
+fn file_path(v: &str) -> bool {
+    if v.starts_with("~/") || v.starts_with("./") || v.starts_with("../") {
+        return true;
+    }
+    let Some(rest) = v.strip_prefix('/') else {
+        return false;
+    };
+    let first_dir = rest.split('/').next().unwrap_or_default();
+    rest.len() > first_dir.len() && !first_dir.is_empty() && first_dir.bytes().all(|c| c.is_ascii_lowercase())
 }
 
 fn email(value: &str) -> bool {
