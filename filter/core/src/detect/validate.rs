@@ -448,26 +448,33 @@ fn has_placeholder_run(value: &str) -> bool {
     // any non-digit, four of `x` or `*`, ten of `0`; and over runs of
     // letters in alphabet order (`abcdefgh`): eight. (Digits in order are
     // left alone: `Summer12345678` is a weak password, still a password.)
-    let mut prev = None;
-    let mut run = 0usize;
-    let mut ascending = 0usize;
+    // A byte either repeats the one before or not, so each byte updates
+    // one of the two runs.
+    let mut prev = 0u8;
+    let (mut run, mut ascending) = (0u32, 0u32);
     for b in value.bytes().map(|b| b.to_ascii_lowercase()) {
-        run = if prev == Some(b) { run + 1 } else { 1 };
-        let next_in_order = prev.is_some_and(|p: u8| p.is_ascii_lowercase() && b.is_ascii_lowercase() && p + 1 == b);
-        ascending = if next_in_order { ascending + 1 } else { 1 };
-        if ascending >= 8 {
-            return true;
+        if b == prev {
+            run += 1;
+            ascending = 1;
+            let placeholder_at = match b {
+                b'x' | b'*' => 4,
+                b'0' => 10,
+                b'1'..=b'9' => u32::MAX,
+                _ => 5,
+            };
+            if run >= placeholder_at {
+                return true;
+            }
+        } else {
+            run = 1;
+            // `b` in b..=z, right after the letter before it.
+            let next_in_order = b.wrapping_sub(b'b') < 25 && prev.wrapping_add(1) == b;
+            ascending = if next_in_order { ascending + 1 } else { 1 };
+            if ascending >= 8 {
+                return true;
+            }
         }
-        prev = Some(b);
-        let placeholder_at = match b {
-            b'x' | b'*' => 4,
-            b'0' => 10,
-            b'1'..=b'9' => usize::MAX,
-            _ => 5,
-        };
-        if run >= placeholder_at {
-            return true;
-        }
+        prev = b;
     }
     false
 }
