@@ -88,6 +88,18 @@ def test_pasted_commands_lose_their_credentials(client):
     assert {"url_password", "bearer_token", "credit_card", "phone"} <= rules, rules
 
 
+def test_published_example_keys_pass_and_other_keys_do_not(client):
+    # A Google key from the Firebase SDK's tests grants nothing; a fresh one would.
+    published, fresh = "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs", "AIzaSyQm4r8Tz2LpX9vB7nK3wE5yH1cJ6dF0gUa"
+    request_id = new_request_id()
+    status, _, body = client.chat(f"firebase apiKey {published}, maps key {fresh}", headers={"x-request-id": request_id})
+    assert status == 200, body
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    assert echoed == f"firebase apiKey {published}, maps key [GOOGLE_API_KEY_1]"
+    findings = client.record_for(request_id)["meshguard"]["findings"]
+    assert [(f["rule_id"], f["count"]) for f in findings] == [("google_api_key", 1)]
+
+
 def test_the_same_value_gets_the_same_placeholder(client):
     status, _, body = client.chat(f"write to {EMAIL}, cc {EMAIL} and ops@example.net")
     assert status == 200
@@ -162,17 +174,24 @@ def test_block_action_returns_403_and_upstream_sees_nothing(make_stack):
     assert record["verdict"] == "block" and record["reason"] == "aws_access_key_id"
 
 
-def test_keywords_and_custom_detectors_from_config(make_stack):
+def test_keywords_custom_detectors_and_allowed_values_from_config(make_stack):
     config = demo_plugin_config()
     config["detectors"] = {
         "keywords": [{"id": "project_names", "words": ["Bluebird", "Project Falcon"]}],
         "custom": [{"id": "employee_id", "pattern": r"\bEMP-[0-9]{6}\b", "label": "EMPLOYEE"}],
+        "allow_values": ["help@acme.example", "EMP-000001"],
     }
-    config["policies"]["standard"]["detectors"] = {"project_names": "block", "employee_id": "redact"}
+    config["policies"]["standard"]["detectors"] = {"project_names": "block", "employee_id": "redact",
+                                                   "category:pii": "redact"}
     client = Client(make_stack(config, sidecar=False))
     status, _, body = client.chat("ask EMP-123456 about it")
     assert status == 200
     assert json.loads(body)["choices"][0]["message"]["content"] == "ask [EMPLOYEE_1] about it"
+    # Allowed values pass as they are; the same shapes around them do not.
+    status, _, body = client.chat("EMP-000001 and EMP-123456 mail help@acme.example, not jo@acme.example")
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["content"] == \
+        "EMP-000001 and [EMPLOYEE_1] mail help@acme.example, not [EMAIL_1]"
     status, _, body = client.chat("status of project falcon?")
     assert status == 403 and json.loads(body)["error"]["code"] == "project_names"
     # Whole words only: no match inside another word.
@@ -202,6 +221,7 @@ def test_same_prompt_redacted_for_one_group_blocked_for_another(make_stack):
      "policies.standard.detectors.no_such_detector"),
     (lambda c: c.update(detectors={"custom": [{"id": "lookaround", "pattern": "foo(?=bar)"}]}),
      "detectors.custom[0].pattern"),
+    (lambda c: c.update(detectors={"allow_values": ["fine", ""]}), "detectors.allow_values[1]"),
 ])
 def test_bad_detector_config_fails_plugin_start(make_stack, mutate, path):
     config = demo_plugin_config()

@@ -209,9 +209,11 @@ fn excerpt(text: &str) -> String {
     format!("`{}`", cut.replace('`', "'"))
 }
 
-fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str, show_misses: bool) {
+/// Prints one secrets file's table; returns its covered families' totals
+/// (secrets, found, near-misses, flagged).
+fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str, show_misses: bool) -> [usize; 4] {
     let Ok(raw) = fs::read_to_string(path) else {
-        return;
+        return [0; 4];
     };
     let mut per: BTreeMap<String, [usize; 4]> = BTreeMap::new(); // [pos, pos_hit, neg, neg_hit]
     let mut all = [0usize; 4];
@@ -264,6 +266,7 @@ fn secret_cases(engine: &PolicyEngine, path: &Path, name_field: &str, show_misse
         println!("Left out of the near-misses: {secret_elsewhere} \"no secret\" case(s) whose text is another rule's secret in the same file.\n");
     }
     print_misses(&misses);
+    cov
 }
 
 /// The detectors whose findings the Presidio corpus labels (`ip`: both IP ones).
@@ -361,8 +364,16 @@ fn main() {
     println!("## Detection quality (default catalogue: category:pii + category:secret)\n");
     own_corpus(&engine, &corpus);
     if shared.is_dir() {
-        secret_cases(&engine, &shared.join("secrets_gitleaks_cases.jsonl"), "rule", show_misses);
-        secret_cases(&engine, &shared.join("secrets_detect_secrets_cases.jsonl"), "plugin", show_misses);
+        let a = secret_cases(&engine, &shared.join("secrets_gitleaks_cases.jsonl"), "rule", show_misses);
+        let b = secret_cases(&engine, &shared.join("secrets_detect_secrets_cases.jsonl"), "plugin", show_misses);
+        let both: Vec<usize> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        if let [pos, pos_hit, neg, neg_hit] = both[..] {
+            println!(
+                "Both secrets files, covered families: recall {} ({pos_hit} of {pos}), near-misses flagged {} ({neg_hit} of {neg}).\n",
+                ratio(pos_hit, pos),
+                ratio(neg_hit, neg)
+            );
+        }
         presidio(&engine, &shared.join("pii_presidio_synth_v2.json"), show_misses);
     } else {
         println!("(third-party corpora not found at {}; skipped)", shared.display());

@@ -198,6 +198,29 @@ fn custom_detectors_with_validator_and_context() {
 }
 
 #[test]
+fn allowed_values_are_never_findings() {
+    let d = r#"{"allow_values": ["support@acme.example", "EMP-000001"],
+        "custom": [{"id": "employee_id", "pattern": "EMP-[0-9]{6}", "label": "EMPLOYEE"}]}"#;
+    let e = engine(d, r#"{"category:pii": "redact", "category:secret": "redact", "category:custom": "redact"}"#);
+    let mut s = ScanSession::new("request");
+    let out = rewritten(e.process("write support@acme.example or jane@acme.example", "f", &mut s));
+    assert_eq!(out, "write support@acme.example or [EMAIL_1]");
+    // Compared after normalisation: a full-width copy of the value is the value.
+    assert_eq!(e.process("write ｓｕｐｐｏｒｔ@acme.example", "f", &mut s), Processed::Unchanged);
+    assert_eq!(e.process(r"write support\u0040acme.example", "f", &mut s), Processed::Unchanged);
+    // Exact, not a prefix or a part.
+    assert_eq!(rewritten(e.process("write support@acme.example.org", "f", &mut s)), "write [EMAIL_2]");
+    assert_eq!(rewritten(e.process("EMP-000001 and EMP-123456", "f", &mut s)), "EMP-000001 and [EMPLOYEE_1]");
+    // A published example key is allowed with no config; another key is not.
+    let published = "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs";
+    assert_eq!(e.process(&format!("apiKey: {published}"), "f", &mut s), Processed::Unchanged);
+    assert_eq!(rewritten(e.process("apiKey: AIzaSyQm4r8Tz2LpX9vB7nK3wE5yH1cJ6dF0gUa", "f", &mut s)), "apiKey: [GOOGLE_API_KEY_1]");
+    let count = |id: &str| s.findings().iter().filter(|f| f.rule_id == id).map(|f| f.count).sum::<usize>();
+    assert_eq!(count("email"), 2, "the allowed address is not counted");
+    assert_eq!((count("employee_id"), count("google_api_key")), (1, 1));
+}
+
+#[test]
 fn config_errors_name_their_paths() {
     let err = compile_err("{}", r#"{"no_such_id": "redact"}"#);
     assert_eq!(err.path, "policies.p.detectors.no_such_id");
@@ -235,6 +258,9 @@ fn config_errors_name_their_paths() {
 
     let err = compile_err(r#"{"normalize": {"decode_depth": 9}}"#, "{}");
     assert_eq!(err.path, "detectors.normalize.decode_depth");
+
+    let err = compile_err(r#"{"allow_values": ["ok", ""]}"#, "{}");
+    assert_eq!(err.path, "detectors.allow_values[1]");
 }
 
 #[test]

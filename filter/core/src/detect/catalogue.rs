@@ -362,7 +362,7 @@ pub static BUILTINS: &[Builtin] = &[
         validator: Validator::Token { min_entropy: 3.0 },
         priority: 1,
         keep_last: 0,
-        summary: "Google API keys (AIza, exactly 39 characters)",
+        summary: "Google API keys (AIza, exactly 39 characters); the Firebase SDK's published test keys are not reported",
     },
     Builtin {
         id: "azure_connection_string",
@@ -518,6 +518,30 @@ pub static BUILTINS: &[Builtin] = &[
         keep_last: 0,
         summary: "values assigned to password / secret / api_key / token / credentials names (`password=...`, `\"api_key\": \"...\"`), gated by entropy and character classes; placeholders (xxxx, <your-key>, ${VAR}, changeme) and anti-forgery, public and pagination tokens rejected",
     },
+];
+
+/// Values published as examples, which match a detector's shape but grant
+/// nothing: the Google API keys in the Firebase Android SDK's tests (the same
+/// list gitleaks allow-lists). Never findings; operators add their own with
+/// `detectors.allow_values`. AWS's documented examples end in `EXAMPLE` and
+/// are turned away by the AWS validators already.
+pub static PUBLISHED_EXAMPLES: &[&str] = &[
+    "AIzaSyabcdefghijklmnopqrstuvwxyz1234567",
+    "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs",
+    "AIzaSyCkEhVjf3pduRDt6d1yKOMitrUEke8agEM",
+    "AIzaSyDMAScliyLx7F0NPDEJi1QmyCgHIAODrlU",
+    "AIzaSyD3asb-2pEZVqMkmL6M9N6nHZRR_znhrh0",
+    "AIzayDNSXIbFmlXbIE6mCzDLQAqITYefhixbX4A",
+    "AIzaSyAdOS2zB6NCsk1pCdZ4-P6GBdi_UUPwX7c",
+    "AIzaSyASWm6HmTMdYWpgMnjRBjxcQ9CKctWmLd4",
+    "AIzaSyANUvH9H9BsUccjsu2pCmEkOPjjaXeDQgY",
+    "AIzaSyA5_iVawFQ8ABuTZNUdcwERLJv_a_p4wtM",
+    "AIzaSyA4UrcGxgwQFTfaI3no3t7Lt1sjmdnP5sQ",
+    "AIzaSyDSb51JiIcB6OJpwwMicseKRhhrOq1cS7g",
+    "AIzaSyBF2RrAIm4a0mO64EShQfqfd2AFnzAvvuU",
+    "AIzaSyBcE-OOIbhjyR83gm4r2MFCu4MJmprNXsw",
+    "AIzaSyB8qGxt4ec15vitgn44duC5ucxaOi4FmqE",
+    "AIzaSyA8vmApnrHNFE0bApF4hoZ11srVL_n0nvY",
 ];
 
 /// Every built-in id, in catalogue order (for error messages and docs).

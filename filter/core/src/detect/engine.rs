@@ -28,6 +28,7 @@ use super::normalize::{normalize, normalize_word, NormalizeConfig};
 use super::session::ScanSession;
 use super::stream::{Hold, HoldInputs, StreamStep};
 use super::trigger::{pattern_bit, ByteSet, Reach, Triggers, Window};
+use super::allow::AllowedValues;
 use super::validate::Validator;
 use super::DetectorsConfig;
 use crate::config_error::{join, ConfigError};
@@ -96,6 +97,7 @@ pub struct PolicyEngine {
     keyword_patterns: Vec<KeywordPattern>,
     key: Option<FingerprintKey>,
     normalize: NormalizeConfig,
+    allowed: AllowedValues,
     /// What [`Self::process_stream`] holds back.
     hold: Hold,
 }
@@ -283,6 +285,7 @@ impl PolicyEngine {
             keyword_patterns: Vec::new(),
             key,
             normalize: cfg.normalize.clone(),
+            allowed: AllowedValues::build(&cfg.allow_values)?,
             hold: Hold::build(HoldInputs { sources: &[], keywords: Vec::new(), context_window: 0, private_key: false, escapes: false, window: 1, decode: None }),
         };
         let mut union_sources: Vec<String> = Vec::new();
@@ -622,7 +625,15 @@ impl PolicyEngine {
             .collect()
     }
 
-    fn confirm(&self, det: &Detector, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    fn confirm(&self, det: &Detector, hay: &str, start: usize, end: usize) -> Confirmed {
+        match self.confirm_span(det, hay, start, end) {
+            Some((s, e)) if hay.get(s..e).is_some_and(|v| self.allowed.contains(v)) => Confirmed::Allowed,
+            Some((s, e)) => Confirmed::Found(s, e),
+            None => Confirmed::Rejected,
+        }
+    }
+
+    fn confirm_span(&self, det: &Detector, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
         let r = det.validator.check(hay, start..end)?;
         if r.start >= r.end || !hay.is_char_boundary(r.start) || !hay.is_char_boundary(r.end) {
             return None;
@@ -749,7 +760,7 @@ fn matches_in(
     (ws, wend, triggers_end): (usize, usize, usize),
     caps: &mut CaptureBuffers,
     out: &mut Vec<(usize, usize)>,
-    confirm: impl Fn(usize, usize) -> Option<(usize, usize)>,
+    confirm: impl Fn(usize, usize) -> Confirmed,
 ) {
     // Captures cost a backtracking pass: only for patterns whose value is a
     // group, and only over the span the DFAs already matched.
@@ -767,19 +778,30 @@ fn matches_in(
             end = p.regex.search(&full).map_or(m.end(), |f| f.end());
         }
         let value = if p.group == 0 { Some((m.start(), end)) } else { value_group(p, hay, m.start(), end, caps) };
-        let confirmed = value.and_then(|(s, e)| confirm(s, e));
-        match confirmed {
-            Some(span) => {
-                out.push(span);
-                at = if end > m.start() { end } else { m.start() + 1 };
+        let past = if end > m.start() { end } else { m.start() + 1 };
+        match value.map_or(Confirmed::Rejected, |(s, e)| confirm(s, e)) {
+            Confirmed::Found(s, e) => {
+                out.push((s, e));
+                at = past;
             }
-            None if retries < MAX_RETRIES => {
+            // Passed over whole: a part of an allowed value is no finding.
+            Confirmed::Allowed => at = past,
+            Confirmed::Rejected if retries < MAX_RETRIES => {
                 retries += 1;
                 at = ceil_boundary(hay, m.start() + 1);
             }
-            None => at = if end > m.start() { end } else { m.start() + 1 },
+            Confirmed::Rejected => at = past,
         }
     }
+}
+
+/// What the validators, context words and allowed values make of a match.
+enum Confirmed {
+    Found(usize, usize),
+    /// An allowed value: not a finding, and no part of it is searched again.
+    Allowed,
+    /// Not a finding; a match starting later inside it still may be.
+    Rejected,
 }
 
 /// Capture buffers of one pattern: for its relaxed regex and for its own.

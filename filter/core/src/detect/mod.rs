@@ -15,6 +15,7 @@
 //! - [`decode`]: base64 / hex segments decoded and scanned again.
 //! - [`validate`]: checksum, range and entropy validators.
 //! - [`keywords`], [`custom`]: operator-defined detectors from config.
+//! - [`allow`]: values that are never findings (published examples, operator list).
 //! - [`actions`]: what a finding turns into (mask, placeholder, ...).
 //! - [`capture`]: value groups found with a smaller NFA where exact.
 //! - [`session`]: per-request state (placeholder numbering, token vault).
@@ -26,6 +27,7 @@
 use serde::Deserialize;
 
 pub mod actions;
+pub mod allow;
 pub mod capture;
 pub mod catalogue;
 pub mod custom;
@@ -68,4 +70,8 @@ pub struct DetectorsConfig {
     /// Operator regexes (linear-time syntax only).
     #[serde(default)]
     pub custom: Vec<CustomDetectorConfig>,
+    /// Exact values no regex detector reports (a support address, a test
+    /// fixture's key), on top of the catalogue's published examples.
+    #[serde(default)]
+    pub allow_values: Vec<String>,
 }
