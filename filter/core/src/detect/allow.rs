@@ -11,10 +11,14 @@ use crate::config_error::ConfigError;
 pub const MAX_ALLOW_VALUES: usize = 1000;
 pub const MAX_ALLOW_VALUE_BYTES: usize = 1024;
 
-/// Sorted, for a binary search per confirmed match.
+/// Sorted, for a binary search per confirmed match; most matches are
+/// turned away by their length first, as a confirmed match is checked on
+/// the data path of every finding.
 #[derive(Debug, Default)]
 pub struct AllowedValues {
     values: Vec<Box<str>>,
+    /// Bit `n` set: some value is `n` bytes long.
+    lengths: [u64; MAX_ALLOW_VALUE_BYTES / 64 + 1],
 }
 
 impl AllowedValues {
@@ -36,11 +40,19 @@ impl AllowedValues {
             PUBLISHED_EXAMPLES.iter().map(|v| Box::from(*v)).chain(configured.iter().map(|v| Box::from(v.as_str()))).collect();
         values.sort_unstable();
         values.dedup();
-        Ok(Self { values })
+        let mut lengths = [0u64; MAX_ALLOW_VALUE_BYTES / 64 + 1];
+        for v in &values {
+            if let Some(word) = lengths.get_mut(v.len() / 64) {
+                *word |= 1 << (v.len() % 64);
+            }
+        }
+        Ok(Self { values, lengths })
     }
 
     pub fn contains(&self, value: &str) -> bool {
-        self.values.binary_search_by(|v| v.as_ref().cmp(value)).is_ok()
+        let n = value.len();
+        self.lengths.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0)
+            && self.values.binary_search_by(|v| v.as_ref().cmp(value)).is_ok()
     }
 }
 
