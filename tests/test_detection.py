@@ -88,6 +88,20 @@ def test_pasted_commands_lose_their_credentials(client):
     assert {"url_password", "bearer_token", "credit_card", "phone"} <= rules, rules
 
 
+def test_phone_numbers_known_by_their_labels_are_redacted(client):
+    # National numbers without a trunk 0 are only taken with a label: a
+    # phrase before them or a signature's label after them.
+    marker = "labels-" + new_request_id()
+    prompt = f"{marker}: call me on 450 0840, or 781 1704 office, 3660170548-Fax; ticket 4210 office"
+    status, _, body = client.chat(prompt)
+    assert status == 200, body
+    echoed = json.loads(body)["choices"][0]["message"]["content"]
+    assert echoed == f"{marker}: call me on [PHONE_1], or [PHONE_2] office, [PHONE_3]-Fax; ticket 4210 office"
+    seen = upstream_body(client, marker)
+    for value in ("450 0840", "781 1704", "3660170548"):
+        assert value not in seen, value
+
+
 def test_published_example_keys_pass_and_other_keys_do_not(client):
     # A Google key from the Firebase SDK's tests grants nothing; a fresh one would.
     published, fresh = "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs", "AIzaSyQm4r8Tz2LpX9vB7nK3wE5yH1cJ6dF0gUa"

@@ -125,12 +125,18 @@ pub static BUILTINS: &[Builtin] = &[
             pat(r"\b0[1-9][0-9]{0,4}[ .\-][0-9]{2,4}(?:[ .\-][0-9]{2,4}){0,3}\b", 0, digits(7), 1, 1),
             pat(r"\(0?[1-9][0-9]{0,3}\)[ .\-]?[0-9]{3,4}[ .\-]?[0-9]{3,4}\b", 0, digits(7), 2, 2),
             // Anything number-like right after "phone", "tel", "mobile", ...
-            pat(r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp)\b)[a-zA-Z.]{0,8}(?:\s*(?:no\.?|number|#))?[\s:]{0,4}(\(?[0-9][0-9 ().\-]{4,16}[0-9])", 1, Trigger::Word(&["phone", "tel", "telephone", "mobile", "cell", "fax", "call", "whatsapp"]), 0, 60),
+            // ... and after "call me on", "call us at".
+            pat(r"(?i:\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp)\b)(?:(?i:\s+(?:me|us)\s+(?:on|at)\b)|[a-zA-Z.]{0,8}(?:\s*(?:no\.?|number|#))?)[\s:]{0,4}(\(?[0-9][0-9 ().\-]{4,16}[0-9])", 1, Trigger::Word(&["phone", "tel", "telephone", "mobile", "cell", "fax", "call", "whatsapp"]), 0, 60),
+            // A number labelled after it, as in address blocks and
+            // signatures: "781 1704 office", "3660170548-Fax". At most 13
+            // characters, so a postcode before it is not taken along; the
+            // window reaches back to it and forward over the word.
+            pat(r"(\(?\b[0-9][0-9 ().\-]{4,11}[0-9])[ ,\-]{0,3}(?i:office|fax|mobile|cell)\b", 1, Trigger::Word(&["office", "fax", "mobile", "cell"]), 20, 8),
         ],
         validator: Validator::Phone,
         priority: 4,
         keep_last: 2,
-        summary: "phone numbers: E.164 (+ and 8-15 digits), North American, national formats with a trunk 0, any number after phone/tel/mobile; an extension (x4587, ext. 12) is part of the number",
+        summary: "phone numbers: E.164 (+ and 8-15 digits), North American, national formats with a trunk 0, any number after phone/tel/mobile/call (me on) or labelled office/fax/mobile after it; an extension (x4587, ext. 12) is part of the number",
     },
     Builtin {
         id: "credit_card",

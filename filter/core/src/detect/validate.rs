@@ -723,13 +723,21 @@ fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    if all_same(d) {
+    if all_same(d) || is_year_range(number) {
         return None;
     }
     if value.starts_with('+') {
         return (8..=15).contains(&len).then_some(span);
     }
     (7..=13).contains(&len).then_some(span)
+}
+
+/// Two years, as in "2019 - 2023" or "2019-2023": eight digits a phone
+/// pattern after a label such as "Office:" would otherwise take.
+fn is_year_range(number: &str) -> bool {
+    let mut groups = number.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty());
+    let year = |g: Option<&str>| g.is_some_and(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")));
+    year(groups.next()) && year(groups.next()) && groups.next().is_none()
 }
 
 /// The length of the extension that ends a matched phone number (`x4587`,
