@@ -89,6 +89,10 @@ const SECRETS: &[&str] = &[
     "am9obkBleGFtcGxlLmNvbQ==",
     "john\\u0040example.com",
     "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｏｒｇ",
+    // A phone known by the label after it: the number is held until the
+    // label can no longer follow.
+    "781 1704 office",
+    "call me on 450 0840",
 ];
 
 const FILLERS: &[&str] = &[
@@ -103,6 +107,8 @@ const FILLERS: &[&str] = &[
     "password = ",
     "\n",
     "100% sure & done\\ ",
+    "office ",
+    "-Fax ",
 ];
 
 
