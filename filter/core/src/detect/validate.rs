@@ -732,8 +732,9 @@ fn phone(hay: &str, span: Range<usize>) -> Option<Range<usize>> {
     (7..=13).contains(&len).then_some(span)
 }
 
-/// Two years, as in "2019 - 2023" or "2019-2023": eight digits a phone
-/// pattern after a label such as "Office:" would otherwise take.
+/// Two years, as in "2019 - 2023" or "2019-2023": eight digits the phone
+/// patterns next to a label ("fax 2019-2023", "2019 - 2023 office") would
+/// otherwise take.
 fn is_year_range(number: &str) -> bool {
     let mut groups = number.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty());
     let year = |g: Option<&str>| g.is_some_and(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")));
