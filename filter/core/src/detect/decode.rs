@@ -294,6 +294,49 @@ mod tests {
         }
     }
 
+    /// The block scan reports exactly the stretches a byte-by-byte scan
+    /// does, for every `min` and wherever the breaks fall in a block.
+    #[test]
+    fn long_stretches_are_those_of_a_byte_scan() {
+        fn reference(b: &[u8], min: usize) -> Vec<(usize, usize)> {
+            let mut out = Vec::new();
+            let mut from = 0;
+            for (pos, &c) in b.iter().enumerate() {
+                if is_breaker(c) {
+                    if pos - from >= min {
+                        out.push((from, pos));
+                    }
+                    from = pos + 1;
+                }
+            }
+            if b.len().saturating_sub(from) >= min {
+                out.push((from, b.len()));
+            }
+            out
+        }
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d_u64);
+        for round in 0..4000u64 {
+            let len = (next() % 400) as usize;
+            // Breaks from every few bytes to a few per hundred.
+            let every = 2 + next() % (4 + round % 60);
+            let b: Vec<u8> = (0..len).map(|_| if next() % every == 0 { b" ,.\n\xc3"[(next() % 5) as usize] } else { b'a' + (next() % 26) as u8 }).collect();
+            let min = [1, 2, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100][(round % 13) as usize];
+            let mut got = Vec::new();
+            long_stretches(&b, min, |f, t| {
+                got.push((f, t));
+                true
+            });
+            assert_eq!(got, reference(&b, min), "min {min}: {:?}", String::from_utf8_lossy(&b));
+            // Stopping at the first stretch stops there.
+            let mut first = Vec::new();
+            long_stretches(&b, min, |f, t| {
+                first.push((f, t));
+                false
+            });
+            assert_eq!(first, reference(&b, min).into_iter().take(1).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn a_short_run_with_padding_is_found_at_any_offset() {
         // 14 characters and `==`: 16 with the padding (min_len 16).

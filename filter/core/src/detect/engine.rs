@@ -5,9 +5,10 @@
 //! runs each of them; one opened for many (a digit cluster can be a card,
 //! a phone number, an SSN...) first asks one multi-pattern lazy DFA
 //! *which* of them occur (overlapping semantics, so no pattern hides
-//! another). Each pattern that runs finds exact spans and, for a value
-//! group, captures ([`super::capture`]), which validators then confirm. On
-//! prose with no findings the cost is the trigger scan alone.
+//! another). Each pattern that runs finds exact spans, by anchored searches
+//! from the offsets its matches can start at ([`super::starts`]), and, for
+//! a value group, captures ([`super::capture`]), which validators then
+//! confirm. On prose with no findings the cost is the trigger scan alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -29,6 +30,7 @@ use super::session::ScanSession;
 use super::stream::{Hold, HoldInputs, StreamStep};
 use super::trigger::{pattern_bit, ByteSet, Reach, Triggers, Window};
 use super::allow::AllowedValues;
+use super::starts::{Starts, MAX_MISSES};
 use super::validate::Validator;
 use super::DetectorsConfig;
 use crate::config_error::{join, ConfigError};
@@ -82,6 +84,9 @@ struct Pattern {
     /// Every byte a match can hold: a match that ends at a window's end
     /// can only go on past it if the next byte is one of them.
     bytes: ByteSet,
+    /// Where its matches can start: searched anchored from there, with no
+    /// reverse pass.
+    starts: Option<Starts>,
 }
 
 /// One policy's detectors, compiled once at configure time.
@@ -318,7 +323,8 @@ impl PolicyEngine {
                         let (bytes, needs, tail) = ByteSet::reach_of(&src)
                             .map_err(|e| ConfigError::new(path.as_str(), format!("built-in detector `{}` failed to compile: {e}", b.id)))?;
                         let relaxed = if p.group > 0 { Relaxed::build(&src, &syntax::Config::new(), meta_config().auto_prefilter(false)) } else { None };
-                        engine.patterns.push(Pattern { detector: index, regex, group: p.group, relaxed, bytes });
+                        let starts = Starts::of_regex(&src);
+                        engine.patterns.push(Pattern { detector: index, regex, group: p.group, relaxed, bytes, starts });
                         triggers.push(Reach { trigger: p.trigger, back: p.back, fwd: p.fwd, bytes, needs, tail });
                         union_sources.push(src);
                         union_case_insensitive.push(false);
@@ -333,7 +339,7 @@ impl PolicyEngine {
                     } else {
                         None
                     };
-                    engine.patterns.push(Pattern { detector: index, regex, group: c.group, relaxed, bytes: ByteSet::ALL });
+                    engine.patterns.push(Pattern { detector: index, regex, group: c.group, relaxed, bytes: ByteSet::ALL, starts: None });
                     triggers.push(Reach { trigger: Trigger::Always, back: 0, fwd: 0, bytes: ByteSet::ALL, needs: Vec::new(), tail: None });
                     union_sources.push(c.pattern.clone());
                     union_case_insensitive.push(c.case_insensitive);
@@ -766,9 +772,27 @@ fn matches_in(
     // group, and only over the span the DFAs already matched.
     let mut at = ws;
     let mut retries = 0;
+    let mut misses = 0;
     while at <= wend && at < triggers_end {
-        let input = Input::new(hay).span(at..wend);
-        let Some(m) = p.regex.search(&input) else {
+        let found = match p.starts.as_ref().filter(|_| misses < MAX_MISSES) {
+            // The leftmost match is the first found from a start.
+            Some(starts) => loop {
+                let Some(c) = starts.next(hay.as_bytes(), at, triggers_end.min(wend)) else {
+                    break None;
+                };
+                let m = p.regex.search(&Input::new(hay).range(c..wend).anchored(Anchored::Yes));
+                if m.is_some() {
+                    break m;
+                }
+                at = c + 1;
+                misses += 1;
+                if misses >= MAX_MISSES {
+                    break p.regex.search(&Input::new(hay).span(at..wend));
+                }
+            },
+            None => p.regex.search(&Input::new(hay).span(at..wend)),
+        };
+        let Some(m) = found else {
             break;
         };
         let mut end = m.end();
@@ -832,9 +856,10 @@ fn value_group(p: &Pattern, hay: &str, start: usize, end: usize, caps: &mut Capt
 /// candidates overlap nothing and are kept as they are.
 fn resolve_overlaps<'c>(found: &'c [Candidate], detectors: &[Detector]) -> Vec<&'c Candidate> {
     let prio = |c: &Candidate| detectors.get(c.detector).map_or(u8::MAX, |d| d.priority);
-    // Index into `found` last: equal candidates keep their order.
+    // Equal starts keep their order in `found` (a stable sort, which also
+    // makes use of the runs in which the windows added them).
     let mut by_start: Vec<(usize, &Candidate)> = found.iter().enumerate().collect();
-    by_start.sort_unstable_by_key(|&(i, c)| (c.start, i));
+    by_start.sort_by_key(|&(_, c)| c.start);
     let mut kept: Vec<&Candidate> = Vec::with_capacity(by_start.len());
     // Reused by every cluster of more than one.
     let mut order: Vec<(usize, &Candidate)> = Vec::new();
@@ -904,12 +929,45 @@ mod tests {
         PolicyEngine::compile(&DetectorsConfig::default(), &selection, "p").unwrap()
     }
 
+    /// Pieces of every kind of finding, trigger words in prose (with and
+    /// without the digits, `:` or `=` their patterns need), separators that
+    /// end runs, long local parts and multi-byte neighbours: random
+    /// mixtures of them compare two ways of scanning.
+    const MIXTURE_PIECES: &[&str] = &[
+        "dana.whitfield@example.org", "+1 415 555 0132", "4111 1111 1111 1111", "536-22-1234", "DE89 3704 0044 0532 0130 00",
+        "AKIAQ3EGRK5NW7XZLM4P", "ghp_4fTq9LmZ2xVb7NcR1sYk3JhG8dWp6UeA0oIi", "postgres://app:S3cr3t-p4ss@db.internal:5432/app",
+        "https://u:pw12345678@host/x", "10.20.30.40", "fe80::1", "AB 12 34 56 C", "DOB: 1990-04-12", "born on March 3, 1985",
+        "password=Tr0ub4dor&3x", "\"api_key\": \"sk_live_4eC39HqLyjWDarjtT1zdp7dc\"", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+        "token ", "secret", "call me", "tel:", "call me at ", "phone: ", "token: ", "api_key=", "password ", "ext. 12", "born ", "DOB ", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "-----BEGIN RSA PRIVATE KEY-----", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "SG.", "Q~", "::",
+        "a.very.long.local.part.that.goes.on.and.on.past.sixty.four.bytes.of.it", "@", "://", " ", "  ", ", ", "; ", "'", "\"",
+        "\n", "=", ":", "é", "日本", "\u{2028}", "\u{a0}", "x", "7", "-", ".", "_", "/",
+        "The quarterly planning review covers revenue and hiring.",
+        // Values after long prefixes (a tail starts past the prefix),
+        // suffix bytes after them, IBANs with letters and without a stop.
+        "AWS secret key: ", "amazon_sak=", "aws.prod-secret_key  =  '", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "client_secret   =   ",
+        "secret_access_key:\t\"", "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        "twilio auth token: 0123456789abcdef0123456789abcdef", "xyz8Q~C3J27XDCG2LmlZGEONYlgCtjfIZ4SOcMz", "GB82 WEST 1234 5698 7654 32",
+        "GB82WEST12345698765432 and more words", "sk-proj-", "T3BlbkFJ", "9CPVNPkNa1Hedcm4pMbXDuCL1mHoOsFaQfDP", "hooks.slack.com/services/",
+    ];
+
+    /// Random mixtures of [`MIXTURE_PIECES`] scan and process the same with
+    /// both engines.
+    fn assert_same_on_mixtures(a: &PolicyEngine, b: &PolicyEngine, seed: u64) {
+        let mut next = crate::test_rng::xorshift(seed);
+        for _ in 0..3000 {
+            let count = (next() % 10) as usize + 1;
+            let text: String = (0..count).map(|_| MIXTURE_PIECES[(next() % MIXTURE_PIECES.len() as u64) as usize]).collect();
+            assert_eq!(a.scan(&text), b.scan(&text), "{text:?}");
+            let (mut sa, mut sb) = (ScanSession::new("request"), ScanSession::new("request"));
+            assert_eq!(a.process(&text, "f", &mut sa), b.process(&text, "f", &mut sb), "{text:?}");
+            assert_eq!(sa.findings(), sb.findings(), "{text:?}");
+        }
+    }
+
     /// Windows cut to the runs of each pattern's bytes, and dropped when a
     /// run lacks a byte the pattern needs, find exactly what the plain
-    /// `back`/`fwd` bounds find, on random mixtures of every kind of
-    /// finding, trigger words in prose (with and without the digits, `:` or
-    /// `=` their patterns need), separators that end runs, long local parts
-    /// and multi-byte neighbours.
+    /// `back`/`fwd` bounds find.
     #[test]
     fn byte_runs_find_what_the_plain_bounds_find() {
         let tight = default_engine();
@@ -921,31 +979,36 @@ mod tests {
             .collect();
         assert_eq!(reaches.len(), plain.patterns.len(), "the default selection holds every built-in pattern, in order");
         plain.triggers = Triggers::build(&reaches).unwrap();
-        let pieces: &[&str] = &[
-            "dana.whitfield@example.org", "+1 415 555 0132", "4111 1111 1111 1111", "536-22-1234", "DE89 3704 0044 0532 0130 00",
-            "AKIAQ3EGRK5NW7XZLM4P", "ghp_4fTq9LmZ2xVb7NcR1sYk3JhG8dWp6UeA0oIi", "postgres://app:S3cr3t-p4ss@db.internal:5432/app",
-            "https://u:pw12345678@host/x", "10.20.30.40", "fe80::1", "AB 12 34 56 C", "DOB: 1990-04-12", "born on March 3, 1985",
-            "password=Tr0ub4dor&3x", "\"api_key\": \"sk_live_4eC39HqLyjWDarjtT1zdp7dc\"", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
-            "token ", "secret", "call me", "tel:", "call me at ", "phone: ", "token: ", "api_key=", "password ", "ext. 12", "born ", "DOB ", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "-----BEGIN RSA PRIVATE KEY-----", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "SG.", "Q~", "::",
-            "a.very.long.local.part.that.goes.on.and.on.past.sixty.four.bytes.of.it", "@", "://", " ", "  ", ", ", "; ", "'", "\"",
-            "\n", "=", ":", "é", "日本", "\u{2028}", "\u{a0}", "x", "7", "-", ".", "_", "/",
-            "The quarterly planning review covers revenue and hiring.",
-            // Values after long prefixes (a tail starts past the prefix),
-            // suffix bytes after them, IBANs with letters and without a stop.
-            "AWS secret key: ", "amazon_sak=", "aws.prod-secret_key  =  '", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "client_secret   =   ",
-            "secret_access_key:\t\"", "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
-            "twilio auth token: 0123456789abcdef0123456789abcdef", "xyz8Q~C3J27XDCG2LmlZGEONYlgCtjfIZ4SOcMz", "GB82 WEST 1234 5698 7654 32",
-            "GB82WEST12345698765432 and more words", "sk-proj-", "T3BlbkFJ", "9CPVNPkNa1Hedcm4pMbXDuCL1mHoOsFaQfDP", "hooks.slack.com/services/",
-        ];
-        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
-        for _ in 0..3000 {
-            let count = (next() % 10) as usize + 1;
-            let text: String = (0..count).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
-            assert_eq!(tight.scan(&text), plain.scan(&text), "{text:?}");
-            let (mut a, mut b) = (ScanSession::new("request"), ScanSession::new("request"));
-            assert_eq!(tight.process(&text, "f", &mut a), plain.process(&text, "f", &mut b), "{text:?}");
-            assert_eq!(a.findings(), b.findings(), "{text:?}");
+        assert_same_on_mixtures(&tight, &plain, 0x2545_f491_4f6c_dd1d);
+    }
+
+    /// Short patterns searched anchored from their starts find what the
+    /// unanchored search (forward, then reverse to the start) finds.
+    #[test]
+    fn anchored_starts_find_what_the_unanchored_search_finds() {
+        let anchored = default_engine();
+        let mut unanchored = default_engine();
+        let short = unanchored.patterns.iter().filter(|p| p.starts.is_some()).count();
+        assert!(short >= 10, "only {short} patterns searched from their starts");
+        unanchored.patterns.iter_mut().for_each(|p| p.starts = None);
+        assert_same_on_mixtures(&anchored, &unanchored, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Past [`MAX_MISSES`] starts that hold no match, the rest of the window
+    /// is searched unanchored, and finds what the starts would have.
+    #[test]
+    fn starts_without_a_match_give_way_to_an_unanchored_search() {
+        let engine = default_engine();
+        let (pid, p) = engine.patterns.iter().enumerate().find(|(_, p)| p.regex.is_match("+1 415 555 0132") && !p.regex.is_match("415 555 0132")).unwrap();
+        assert!(p.starts.is_some(), "the E.164 pattern has starts");
+        let det = &engine.detectors[p.detector];
+        for misses in [0, MAX_MISSES - 1, MAX_MISSES, MAX_MISSES + 3] {
+            let hay = format!("{}+1 415 555 0132 done", "+x ".repeat(misses));
+            let want = hay.find("+1").unwrap();
+            let mut caps = CaptureBuffers::default();
+            let mut spans = Vec::new();
+            matches_in(&engine.patterns[pid], &hay, (0, hay.len(), hay.len()), &mut caps, &mut spans, |s, e| engine.confirm(det, &hay, s, e));
+            assert_eq!(spans, vec![(want, want + "+1 415 555 0132".len())], "{misses} misses first");
         }
     }
 

@@ -18,6 +18,7 @@
 //! - [`allow`]: values that are never findings (published examples, operator list).
 //! - [`actions`]: what a finding turns into (mask, placeholder, ...).
 //! - [`capture`]: value groups found with a smaller NFA where exact.
+//! - [`starts`]: where a short pattern's matches can start, for anchored searches.
 //! - [`session`]: per-request state (placeholder numbering, token vault).
 //! - [`stream`]: what an incremental scan of a streamed text holds back.
 //! - [`trigger`]: the prefilter that picks the windows worth a regex.
@@ -37,6 +38,7 @@ pub mod fingerprint;
 pub mod keywords;
 pub mod normalize;
 pub mod session;
+pub mod starts;
 pub mod stream;
 pub mod trigger;
 pub mod validate;

@@ -28,9 +28,9 @@ pub struct ByteSet([u64; 4]);
 
 impl ByteSet {
     pub const ALL: Self = Self([u64::MAX; 4]);
-    const EMPTY: Self = Self([0; 4]);
+    pub(super) const EMPTY: Self = Self([0; 4]);
 
-    fn insert_range(&mut self, lo: u8, hi: u8) {
+    pub(super) fn insert_range(&mut self, lo: u8, hi: u8) {
         for b in lo..=hi {
             if let Some(w) = self.0.get_mut(usize::from(b >> 6)) {
                 *w |= 1 << (b & 63);
@@ -42,7 +42,7 @@ impl ByteSet {
         self.0.get(usize::from(b >> 6)).is_some_and(|w| w >> (b & 63) & 1 == 1)
     }
 
-    fn union(mut self, other: Self) -> Self {
+    pub(super) fn union(mut self, other: Self) -> Self {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a |= b;
         }
@@ -139,7 +139,7 @@ impl ByteSet {
         }
     }
 
-    fn of_class(c: &Class) -> Self {
+    pub(super) fn of_class(c: &Class) -> Self {
         let mut set = Self::EMPTY;
         match c {
             Class::Bytes(c) => c.ranges().iter().for_each(|r| set.insert_range(r.start(), r.end())),
@@ -158,7 +158,7 @@ impl ByteSet {
         set
     }
 
-    fn len(&self) -> u32 {
+    pub(super) fn len(&self) -> u32 {
         self.0.iter().map(|w| w.count_ones()).sum()
     }
 
@@ -499,7 +499,7 @@ impl Triggers {
             }
         }
         if !self.digit_windows.is_empty() {
-            runs.extend(clusters(b).iter().filter_map(|c| self.digit_windows.window(b, c)));
+            runs.extend(clusters(b).filter_map(|c| self.digit_windows.window(b, &c)));
         }
         merge(runs)
     }
@@ -606,8 +606,9 @@ impl DigitWindows {
 
 fn merge(mut windows: Vec<Window>) -> Vec<Window> {
     // Ends of windows with the same start need no order: the merge keeps
-    // the largest.
-    windows.sort_unstable_by_key(|w| w.start);
+    // the largest. A stable sort, for its use of the input's sorted runs:
+    // each trigger kind adds its windows in order.
+    windows.sort_by_key(|w| w.start);
     let mut merged: Vec<Window> = Vec::with_capacity(windows.len());
     for w in windows {
         match merged.last_mut() {
@@ -655,10 +656,24 @@ fn next_digit(b: &[u8], from: usize) -> Option<usize> {
     b.get(i..)?.iter().position(u8::is_ascii_digit).map(|p| i + p)
 }
 
-pub fn clusters(b: &[u8]) -> Vec<Cluster> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(start) = next_digit(b, i) {
+/// The digit clusters of `b`, left to right. An iterator, not a list: a
+/// long prompt has thousands of numbers, and each is looked at once.
+pub fn clusters(b: &[u8]) -> Clusters<'_> {
+    Clusters { b, i: 0 }
+}
+
+pub struct Clusters<'a> {
+    b: &'a [u8],
+    /// Where the next cluster may start.
+    i: usize,
+}
+
+impl Iterator for Clusters<'_> {
+    type Item = Cluster;
+
+    fn next(&mut self) -> Option<Cluster> {
+        let b = self.b;
+        let start = next_digit(b, self.i)?;
         let mut c = Cluster { start, end: start, digits: 0, dots: 0, colons: 0, letters_before: false };
         let mut j = start;
         loop {
@@ -683,14 +698,12 @@ pub fn clusters(b: &[u8]) -> Vec<Cluster> {
             }
         }
         // Two letters right before: the country code of "DE89…".
-        let k = start;
-        c.letters_before = k >= 2
-            && b.get(k - 1).is_some_and(u8::is_ascii_alphabetic)
-            && b.get(k - 2).is_some_and(u8::is_ascii_alphabetic);
-        out.push(c);
-        i = c.end.max(start + 1);
+        c.letters_before = start >= 2
+            && b.get(start - 1).is_some_and(u8::is_ascii_alphabetic)
+            && b.get(start - 2).is_some_and(u8::is_ascii_alphabetic);
+        self.i = c.end.max(start + 1);
+        Some(c)
     }
-    out
 }
 
 #[cfg(test)]
@@ -886,14 +899,14 @@ mod tests {
 
     #[test]
     fn clusters_span_separated_digits() {
-        let c = clusters(b"card 4111 1111-1111.1111 ok");
+        let c: Vec<Cluster> = clusters(b"card 4111 1111-1111.1111 ok").collect();
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].start, c[0].end, c[0].digits), (5, 24, 16));
-        let c = clusters(b"ip 10.0.0.1 and fe80::1 GB82WEST");
+        let c: Vec<Cluster> = clusters(b"ip 10.0.0.1 and fe80::1 GB82WEST").collect();
         assert_eq!((c[0].digits, c[0].dots), (5, 3));
         assert!(c.iter().any(|x| x.colons == 2));
         assert!(c.iter().any(|x| x.letters_before && x.digits == 2));
-        assert!(!clusters(b"than 12")[0].letters_before);
+        assert!(!clusters(b"than 12").next().unwrap().letters_before);
     }
 
     #[test]
