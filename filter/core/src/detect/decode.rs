@@ -27,6 +27,13 @@ fn b64_value(c: u8) -> Option<u32> {
 /// Decodes base64 in either alphabet, padding optional. `None` when a
 /// character is outside both alphabets or the length cannot be base64.
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    base64_decode_unless(input, |_| false)
+}
+
+/// [`base64_decode`], given up (`None`) at the first decoded byte `stop`
+/// rejects: most runs are keys and hashes, which decode to random bytes,
+/// and a byte that already rules the result out saves decoding the rest.
+fn base64_decode_unless(input: &str, stop: impl Fn(u8) -> bool) -> Option<Vec<u8>> {
     let body = input.trim_end_matches('=');
     if body.len() % 4 == 1 {
         return None;
@@ -39,7 +46,11 @@ pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xFF).ok()?);
+            let byte = u8::try_from((acc >> bits) & 0xFF).ok()?;
+            if stop(byte) {
+                return None;
+            }
+            out.push(byte);
         }
         acc &= (1 << bits) - 1;
     }
@@ -67,6 +78,13 @@ fn readable(bytes: Vec<u8>) -> Option<String> {
     let s = String::from_utf8(bytes).ok()?;
     let ok = s.len() >= 4 && s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
     ok.then_some(s)
+}
+
+/// An ASCII control byte other than whitespace: wherever it is, the bytes
+/// are not [`readable`] (as UTF-8 it is a control character; a byte below
+/// 0x80 is never inside a multi-byte character).
+fn is_unreadable_ascii(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t')) || b == 0x7f
 }
 
 /// Bytes of base64 (both alphabets) and hex runs, as a table: the run
@@ -200,7 +218,7 @@ fn decode_run(run: &str) -> Option<String> {
         // garbage and are dropped by `readable`.
         let mixed = run.bytes().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || matches!(c, b'+' | b'/' | b'='));
         if mixed {
-            base64_decode(run).and_then(readable)
+            base64_decode_unless(run, is_unreadable_ascii).and_then(readable)
         } else {
             None
         }
@@ -219,6 +237,49 @@ mod tests {
         assert_eq!(base64_decode("-_-_").map(|v| v.len()), Some(3));
         assert_eq!(base64_decode("abcde"), None);
         assert_eq!(base64_decode("ab$d"), None);
+    }
+
+    /// Giving up at an unreadable byte changes no result: random runs
+    /// (random bytes, mostly given up early), runs of encoded text (never
+    /// given up) and encoded text with one control byte in it.
+    #[test]
+    fn early_give_up_keeps_what_readable_keeps() {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        let mut next = crate::test_rng::xorshift(0x3c6e_f372_fe94_f82b);
+        let mut kept = 0;
+        for round in 0..20_000 {
+            let run: String = if round % 2 == 0 {
+                let len = (next() % 60) as usize;
+                (0..len).map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize])).collect()
+            } else {
+                let mut plain: Vec<u8> = (0..(next() % 40)).map(|_| b"john@ex.io \n\tA\xc3\xa9"[(next() % 15) as usize]).collect();
+                if round % 4 == 1 && !plain.is_empty() {
+                    let at = (next() as usize) % plain.len();
+                    plain[at] = [0u8, 7, 0x1f, 0x7f, b'\r'][(next() % 5) as usize];
+                }
+                encode_base64(&plain)
+            };
+            let want = base64_decode(&run).and_then(readable);
+            kept += usize::from(want.is_some());
+            assert_eq!(base64_decode_unless(&run, is_unreadable_ascii).and_then(readable), want, "{run:?}");
+        }
+        assert!(kept > 1_000, "only {kept} readable");
+        for b in 0..=255u8 {
+            let alone = readable(vec![b'a', b'b', b'c', b]).is_none();
+            assert!(!is_unreadable_ascii(b) || alone, "{b:#x}");
+        }
+    }
+
+    fn encode_base64(bytes: &[u8]) -> String {
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(table[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
     }
 
     #[test]

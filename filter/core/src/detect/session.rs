@@ -3,7 +3,7 @@
 //! email in `messages[0]` and `messages[3]` becomes the same `[EMAIL_1]`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::stream::StreamState;
 use crate::record::FindingRecord;
@@ -15,8 +15,8 @@ pub struct ScanSession {
     /// Per label, the numbers given so far, for redactions and for tokens.
     /// Keyed by `String`, looked up by `&str`: a repeated value costs no
     /// key strings.
-    redact_numbers: HashMap<String, Numbering>,
-    token_numbers: HashMap<String, Numbering>,
+    redact_numbers: Labels,
+    token_numbers: Labels,
     /// Placeholder → original text, for `tokenize`.
     vault: HashMap<String, String>,
     longest_token: usize,
@@ -30,10 +30,33 @@ enum Kind {
     Token,
 }
 
+/// The numbering of each label seen. A request names a handful of labels
+/// (`EMAIL`, `CREDIT_CARD`), so a list compared in order costs less per
+/// finding than hashing the label.
+#[derive(Debug, Default)]
+struct Labels(Vec<(String, Numbering)>);
+
+impl Labels {
+    fn numbering(&mut self, label: &str) -> &mut Numbering {
+        let i = match self.0.iter().position(|(l, _)| l == label) {
+            Some(i) => i,
+            None => {
+                self.0.push((label.to_string(), Numbering::default()));
+                self.0.len() - 1
+            }
+        };
+        // Found, or the one just pushed: in range.
+        &mut self.0[i].1
+    }
+}
+
 /// One label's numbering: value → number, and the last number given.
 #[derive(Debug, Default)]
 struct Numbering {
-    by_value: HashMap<String, usize>,
+    /// Ordered, not hashed: a lookup costs a few short comparisons instead
+    /// of hashing the value, and no set of values a request chooses makes
+    /// it slower than logarithmic.
+    by_value: BTreeMap<String, usize>,
     last: usize,
 }
 
@@ -43,8 +66,8 @@ impl ScanSession {
         Self {
             direction,
             findings: Vec::new(),
-            redact_numbers: HashMap::new(),
-            token_numbers: HashMap::new(),
+            redact_numbers: Labels::default(),
+            token_numbers: Labels::default(),
             vault: HashMap::new(),
             longest_token: 0,
             streams: HashMap::new(),
@@ -78,10 +101,7 @@ impl ScanSession {
         };
         // One lookup of the label when it is known (every finding after a
         // label's first); its key string only when it is not.
-        let numbering = match labels.get_mut(label) {
-            Some(numbering) => numbering,
-            None => labels.entry(label.to_string()).or_default(),
-        };
+        let numbering = labels.numbering(label);
         if let Some(&n) = numbering.by_value.get(value) {
             return n;
         }

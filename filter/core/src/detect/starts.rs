@@ -23,27 +23,20 @@ use super::trigger::ByteSet;
 /// walk to the window's end.
 pub const MAX_MISSES: usize = 4;
 
-/// The first bytes of a pattern's matches: per byte, what the byte
-/// before it must be for a match to start there. A table, as starts are
-/// looked for at most bytes of the windows the pattern is searched in.
+/// The first bytes of a pattern's matches, as two rows of a table: per
+/// byte, whether a match can begin with it after a non-word byte (or none)
+/// and after a word byte. A scan carries whether the last byte was a word
+/// byte and looks up one row: no branch per byte but the one that finds a
+/// start, which is rare.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Starts([Before; 256]);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Before {
-    /// No match begins with this byte.
-    Never,
-    Anything,
-    /// A boundary before a word byte: a non-word byte, or none.
-    NonWord,
-    /// A boundary before a non-word byte.
-    Word,
-}
+pub struct Starts([[bool; 256]; 2]);
 
 impl std::fmt::Debug for Starts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let open = self.0.iter().filter(|&&b| b == Before::Anything).count();
-        let guarded = self.0.iter().filter(|&&b| matches!(b, Before::NonWord | Before::Word)).count();
+        let [after_other, after_word] = &self.0;
+        let pairs = || after_other.iter().zip(after_word);
+        let open = pairs().filter(|&(&a, &b)| a && b).count();
+        let guarded = pairs().filter(|&(&a, &b)| a != b).count();
         write!(f, "Starts {{ open: {open} bytes, guarded: {guarded} bytes }}")
     }
 }
@@ -65,32 +58,33 @@ impl Starts {
         if f.nullable {
             return None;
         }
-        let mut table = [Before::Never; 256];
-        for (c, before) in (0..=255u8).zip(table.iter_mut()) {
-            *before = match (f.open.contains(c), f.guarded.contains(c), is_word(c)) {
-                (true, _, _) => Before::Anything,
-                (false, true, true) => Before::NonWord,
-                (false, true, false) => Before::Word,
-                (false, false, _) => Before::Never,
-            };
+        let mut table = [[false; 256]; 2];
+        for (word_before, row) in [false, true].into_iter().zip(table.iter_mut()) {
+            for (c, starts) in (0..=255u8).zip(row.iter_mut()) {
+                // A guarded byte starts a match where `\b` holds before it:
+                // a word byte after a non-word one, or the other way round.
+                *starts = f.open.contains(c) || (f.guarded.contains(c) && is_word(c) != word_before);
+            }
         }
         Some(Self(table))
     }
 
     /// Whether a match can start at offset `i` of `b`.
+    #[cfg(test)]
     pub fn may_start(&self, b: &[u8], i: usize) -> bool {
-        let word_before = || i.checked_sub(1).and_then(|j| b.get(j)).is_some_and(|&p| is_word(p));
-        match b.get(i).and_then(|&c| self.0.get(usize::from(c))) {
-            None | Some(Before::Never) => false,
-            Some(Before::Anything) => true,
-            Some(Before::NonWord) => !word_before(),
-            Some(Before::Word) => word_before(),
-        }
+        self.next(b, i, i + 1) == Some(i)
     }
 
     /// The first offset in `from..to` where a match can start.
     pub fn next(&self, b: &[u8], from: usize, to: usize) -> Option<usize> {
-        (from..to).find(|&i| self.may_start(b, i))
+        let mut word_before = from.checked_sub(1).and_then(|j| b.get(j)).is_some_and(|&p| is_word(p));
+        for (i, &c) in b.get(from..to.min(b.len()))?.iter().enumerate() {
+            if self.0[usize::from(word_before)][usize::from(c)] {
+                return Some(from + i);
+            }
+            word_before = is_word(c);
+        }
+        None
     }
 }
 
