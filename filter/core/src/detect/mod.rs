@@ -36,6 +36,7 @@ pub mod decode;
 pub mod engine;
 pub mod fingerprint;
 pub mod keywords;
+pub mod nibble_filter;
 pub mod normalize;
 pub mod session;
 pub mod starts;

@@ -19,6 +19,7 @@
 //! sets share the table, so the token prefixes and the context words cost
 //! one pass.
 
+use super::nibble_filter::{self, Fingerprint, NibbleFilter};
 use crate::bytemask::word;
 
 /// Up to [`MAX_SETS`] key sets, each searched on its own (its matches do
@@ -31,6 +32,10 @@ pub struct WordScan {
     /// third (for a two-byte key: its second and any byte).
     pair_flags: Box<[u8; 1 << 16]>,
     sets: Vec<KeySet>,
+    /// Where the build has byte shuffles: the offsets that may start a
+    /// key by its first three bytes, sixteen at a time, so the pair table
+    /// is looked up only at those.
+    nibbles: Option<NibbleFilter>,
 }
 
 /// Sets one scan can hold: two flag bits each in a byte.
@@ -85,6 +90,12 @@ impl WordScan {
     /// index here. `None` when a key is shorter than two bytes, there are
     /// too many pairs or more than [`MAX_SETS`] sets.
     pub fn build_sets(sets: &[(&[String], bool)]) -> Option<Self> {
+        Self::build_sets_with(sets, nibble_filter::HAS_SHUFFLE)
+    }
+
+    /// [`Self::build_sets`], with the nibble filter or without it (the
+    /// tests run both on every target).
+    fn build_sets_with(sets: &[(&[String], bool)], nibbles: bool) -> Option<Self> {
         if sets.len() > MAX_SETS {
             return None;
         }
@@ -94,7 +105,11 @@ impl WordScan {
             .enumerate()
             .map(|(i, (keys, fold))| KeySet::build(keys, *fold, &mut pair_flags, 2 * i as u32))
             .collect::<Option<Vec<_>>>()?;
-        Some(Self { pair_flags, sets: built })
+        let nibbles = nibbles.then(|| {
+            let fingerprints: Vec<Fingerprint> = built.iter().flat_map(KeySet::fingerprints).collect();
+            NibbleFilter::build(&fingerprints)
+        });
+        Some(Self { pair_flags, sets: built, nibbles })
     }
 
     /// Whether a set of these keys can be scanned: every key has a pair.
@@ -142,6 +157,24 @@ impl WordScan {
         // Sixteen offsets at a time, and a branch only where some offset
         // may start a key.
         let mut i = 0;
+        if let Some(nibbles) = &self.nibbles {
+            // Only candidates get the exact test: the pair at each and the
+            // pair after it.
+            while let Some(block) = hay.get(i..i + 18).and_then(|b| <&[u8; 18]>::try_from(b).ok()) {
+                let mut candidates = nibbles.candidates(block);
+                while candidates != 0 {
+                    let k = candidates.trailing_zeros() as usize;
+                    candidates &= candidates - 1;
+                    if let Some(&[x, y, z]) = block.get(k..k + 3).and_then(|t| <&[u8; 3]>::try_from(t).ok()) {
+                        let starts = Self::starts(self.flags(x, y), self.flags(y, z));
+                        if starts != 0 {
+                            self.try_at(hay, i + k, starts, &mut from, &mut hit);
+                        }
+                    }
+                }
+                i += 16;
+            }
+        }
         while let Some(block) = hay.get(i..i + 18).and_then(|b| <&[u8; 18]>::try_from(b).ok()) {
             let (lo, hi) = (flags8(&block[..9]), flags8(&block[8..17]));
             let [.., b16, b17] = *block;
@@ -245,6 +278,16 @@ impl KeySet {
         Some(Self { pairs, buckets, keys, fold_case })
     }
 
+    /// Each key's first three bytes as the nibble filter takes them: the
+    /// forms each can take, any byte third for a two-byte key.
+    fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        let forms = |b: u8| if self.fold_case { case_forms(b) } else { vec![b] };
+        self.keys.iter().filter_map(move |k| {
+            let third = k.get(2).map_or_else(|| (0..=u8::MAX).collect(), |&c| forms(c));
+            Some([forms(*k.first()?), forms(*k.get(1)?), third])
+        })
+    }
+
     fn slot(&self, x: u8, y: u8) -> u16 {
         self.pairs[usize::from(u16::from(x) | u16::from(y) << 8)]
     }
@@ -289,13 +332,38 @@ mod tests {
     /// (start, key index) of each match.
     type Matches = Vec<(usize, usize)>;
 
+    /// The automaton the scan stands in for, and the scan without and with
+    /// the nibble filter, built once for many texts.
+    struct Reference {
+        automaton: aho_corasick::AhoCorasick,
+        plain: WordScan,
+        filtered: WordScan,
+    }
+
+    impl Reference {
+        fn new(keys: &[String], fold_case: bool) -> Self {
+            Self {
+                automaton: AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(fold_case).build(keys).unwrap(),
+                plain: WordScan::build_sets_with(&[(keys, fold_case)], false).unwrap(),
+                filtered: WordScan::build_sets_with(&[(keys, fold_case)], true).unwrap(),
+            }
+        }
+
+        /// The automaton's matches and the scan's; the filtered scan's must
+        /// be the plain one's.
+        fn check(&self, text: &[u8]) -> (Matches, Matches) {
+            let want = self.automaton.find_iter(text).map(|m| (m.start(), m.pattern().as_usize())).collect();
+            let (mut got, mut filtered) = (Vec::new(), Vec::new());
+            self.plain.for_each(text, |_, s, k| got.push((s, k)));
+            self.filtered.for_each(text, |_, s, k| filtered.push((s, k)));
+            assert_eq!(filtered, got, "{:?}", String::from_utf8_lossy(text));
+            (want, got)
+        }
+    }
+
     /// The matches of the automaton the scan stands in for, and the scan's.
     fn both(keys: &[String], fold_case: bool, text: &[u8]) -> (Matches, Matches) {
-        let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(fold_case).build(keys).unwrap();
-        let want = ac.find_iter(text).map(|m| (m.start(), m.pattern().as_usize())).collect();
-        let mut got = Vec::new();
-        WordScan::build(keys, fold_case).unwrap().for_each(text, |_, s, k| got.push((s, k)));
-        (want, got)
+        Reference::new(keys, fold_case).check(text)
     }
 
     /// Same matches as the automaton it replaces, on tricky overlaps.
@@ -353,12 +421,12 @@ mod tests {
         let literals = strings(&["AKIA", "ASIA", "A3T", "SK", "SG.", "Q~", "::", "sk-", "sk-ant-", "ghp_", "eyJ", "xoxb-", "xoxe."]);
         let words = strings(&["api", "apikey", "pwd", "password", "dob", "d.o.b", "tel", "telephone", "token"]);
         let alphabet = b"AKISG3TQ~:sk-antghp_eyJxobe.apiywdsrtlhnq D";
+        let references = [Reference::new(&literals, false), Reference::new(&words, true)];
         let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for round in 0..4000 {
             let len = (next() % 40) as usize;
             let text: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
-            let (keys, fold) = if round % 2 == 0 { (&literals, false) } else { (&words, true) };
-            let (want, got) = both(keys, fold, &text);
+            let (want, got) = references[round % 2].check(&text);
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
         }
     }
@@ -371,6 +439,7 @@ mod tests {
         let literals = strings(&["AKIA", "SK", "sk-", "api_org_", "::", "ghp_", "Q~"]);
         let words = strings(&["ask", "api", "apikey", "token", "tel", "pwd", "sk"]);
         let scan = WordScan::build_sets(&[(&literals, false), (&words, true)]).unwrap();
+        let references = [Reference::new(&literals, false), Reference::new(&words, true)];
         let alphabet = b"AKISsk-apiorg_:ghQ~tokenlwdyPTx ";
         let mut next = crate::test_rng::xorshift(0x6a09_e667_f3bc_c908_u64);
         for _ in 0..4000 {
@@ -378,10 +447,32 @@ mod tests {
             let text: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
             let mut got: [Matches; 2] = Default::default();
             scan.for_each(&text, |set, s, k| got[set].push((s, k)));
-            assert_eq!(got[0], both(&literals, false, &text).0, "{:?}", String::from_utf8_lossy(&text));
-            assert_eq!(got[1], both(&words, true, &text).0, "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(got[0], references[0].check(&text).0, "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(got[1], references[1].check(&text).0, "{:?}", String::from_utf8_lossy(&text));
         }
         assert!(WordScan::build_sets(&[(literals.as_slice(), false); MAX_SETS + 1]).is_none());
+    }
+
+    /// Long texts (many blocks) of prose with the keys and near-misses of
+    /// both sets in them, with and without the nibble filter, against the
+    /// automata.
+    #[test]
+    fn long_texts_match_the_automata() {
+        let literals = strings(&["AKIA", "SK", "sk-", "sk-ant-", "::", "ghp_", "Q~", "eyJ", "-----BEGIN", "xoxb-"]);
+        let words = strings(&["api", "apikey", "token", "tel", "telephone", "pwd", "password", "bearer", "dob", "d.o.b"]);
+        let pieces = ["the ", "review ", "AKIA", "akia ", "SK", "ask", "sk-ant-", "::", "ghp_", "Q~", "eyJ", "-----BEGIN", "xoxb-", "API", "apikey", "Token", "tel", "TELEPHONE", "pwd", "PassWord", "bearer", "bef", "dob", "D.O.B", "d.o", "\u{e9}", ", ", "\n"];
+        let scans = [false, true].map(|filtered| WordScan::build_sets_with(&[(&literals, false), (&words, true)], filtered).unwrap());
+        let references = [Reference::new(&literals, false), Reference::new(&words, true)];
+        let mut next = crate::test_rng::xorshift(0x510e_527f_ade6_82d1_u64);
+        for _ in 0..300 {
+            let text: String = (0..(next() % 200)).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+            for scan in &scans {
+                let mut got: [Matches; 2] = Default::default();
+                scan.for_each(text.as_bytes(), |set, s, k| got[set].push((s, k)));
+                assert_eq!(got[0], references[0].check(text.as_bytes()).0, "{text:?}");
+                assert_eq!(got[1], references[1].check(text.as_bytes()).0, "{text:?}");
+            }
+        }
     }
 
     #[test]
