@@ -73,7 +73,7 @@ use sse2 as lanes;
 use swar as lanes;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod wasm {
+pub(crate) mod wasm {
     use super::{word, BLOCK};
     use core::arch::wasm32::{i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, u8x16_bitmask, u8x16_ge, u8x16_le, u8x16_lt, u8x16_splat, v128, v128_and, v128_or};
 
@@ -100,6 +100,7 @@ mod wasm {
         u32::from(u8x16_bitmask(v128_and(u8x16_ge(v, u8x16_splat(lo)), u8x16_le(v, u8x16_splat(hi)))))
     }
 
+    /// Sixteen bytes (zeros unless `b` is exactly sixteen long).
     #[inline(always)]
     pub fn load_slice(b: &[u8]) -> v128 {
         load(<&[u8; BLOCK]>::try_from(b).unwrap_or(&[0; BLOCK]))

@@ -104,15 +104,8 @@ pub const HAS_SHUFFLE: bool = cfg!(any(all(target_arch = "wasm32", target_featur
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod shuffle {
     use super::NibbleFilter;
-    use core::arch::wasm32::{i8x16_swizzle, u64x2, u8x16_bitmask, u8x16_gt, u8x16_shr, u8x16_splat, v128, v128_and, v128_or};
-
-    /// Sixteen bytes from `b` (zeros past its end): one `v128.load`.
-    #[inline(always)]
-    fn load(b: &[u8]) -> v128 {
-        let block = <&[u8; 16]>::try_from(b.get(..16).unwrap_or_default()).unwrap_or(&[0; 16]);
-        let (lo, hi) = block.split_at(8);
-        u64x2(crate::bytemask::word(lo), crate::bytemask::word(hi))
-    }
+    use crate::bytemask::wasm::load_slice;
+    use core::arch::wasm32::{i8x16_swizzle, u8x16_bitmask, u8x16_gt, u8x16_shr, u8x16_splat, v128, v128_and, v128_or};
 
     /// Written out, not looped: the filter's wasm is built for size, where
     /// loops over the positions and halves stay loops.
@@ -120,12 +113,12 @@ mod shuffle {
     pub fn candidates(f: &NibbleFilter, block: &[u8; 18]) -> u32 {
         let low = u8x16_splat(15);
         let nibbles = |pos: usize| {
-            let v = load(block.get(pos..).unwrap_or_default());
+            let v = load_slice(block.get(pos..pos + 16).unwrap_or_default());
             (v128_and(v, low), u8x16_shr(v, 4))
         };
         let ((l0, h0), (l1, h1), (l2, h2)) = (nibbles(0), nibbles(1), nibbles(2));
         let pass = |pos: usize, half: usize, l: v128, h: v128| {
-            let table = |t: &[[[u8; 16]; 2]; 3]| load(t.get(pos).and_then(|t| t.get(half)).map_or(&[][..], |t| &t[..]));
+            let table = |t: &[[[u8; 16]; 2]; 3]| load_slice(t.get(pos).and_then(|t| t.get(half)).map_or(&[][..], |t| &t[..]));
             v128_and(i8x16_swizzle(table(&f.lo), l), i8x16_swizzle(table(&f.hi), h))
         };
         let half = |k: usize| v128_and(v128_and(pass(0, k, l0, h0), pass(1, k, l1, h1)), pass(2, k, l2, h2));
